@@ -1,0 +1,21 @@
+"""URL routes of the control plane: the Django admin and a health check."""
+
+from django.contrib import admin
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when the database is reachable, 503 with the reason otherwise (for probes and compose)."""
+    try:
+        connection.ensure_connection()
+    except DatabaseError as e:
+        return JsonResponse({"status": "error", "database": str(e)}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health, name="health"),
+]

@@ -1,0 +1,384 @@
+"""The in-container start sequence (runc's order): from a forked child to an isolated, exec'd container process."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import resource
+import signal
+import stat
+import struct
+import termios
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, NoReturn
+
+from engine.errors import EngineError
+from engine.runtime import caps, mounts, namespaces
+from engine.runtime import seccomp as seccomp_mod
+from engine.runtime import sys as linux
+from engine.runtime.cgroups import Cgroup, load_layout
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+OVERLAY_ANNOTATION = "dockweb.rootfs.overlay"
+INIT_ANNOTATION = "dockweb.init"
+INIT_DEST = "/sbin/docker-init"
+
+
+class InitError(Exception):
+    """A start failure with the one-line message the user sees and the exit code to report."""
+
+    def __init__(self, message: str, code: int = 127) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _go_error(e: OSError) -> str:
+    # Go (runc, docker) spells errno strings in lower case: "no such file or directory".
+    text = os.strerror(e.errno) if e.errno else str(e)
+    return text[:1].lower() + text[1:]
+
+
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """Turn a failure inside one init step into an InitError that says which step failed."""
+    try:
+        yield
+    except InitError:
+        raise
+    except OSError as e:
+        raise InitError(f"{what}: {_go_error(e)}", 126 if e.errno == errno.EACCES else 127) from e
+    except EngineError as e:
+        raise InitError(f"{what}: {e.message}") from e
+
+
+def _fail(error_fd: int, message: str, code: int) -> NoReturn:
+    try:
+        os.write(error_fd, message.encode(errors="replace"))
+    finally:
+        os._exit(code)
+
+
+def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+                   seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
+    """Turn this forked child (pid 1 of a new pid namespace) into the container's process; never returns."""
+    try:
+        _container_init(Path(bundle), spec, stdio, pty_slave, seccomp_bpf, error_fd)
+        raise InitError("container init returned without exec")
+    except InitError as e:
+        _fail(error_fd, e.message, e.code)
+    except BaseException as e:  # noqa: BLE001 - a forked child must never unwind into the caller's code
+        _fail(error_fd, f"container init: {type(e).__name__}: {e}", 127)
+
+
+def exec_main(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+              seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
+    """Join a running container (cgroup, namespaces) and exec process in it; never returns."""
+    try:
+        _exec_init(init_pid, spec, process, stdio, pty_slave, seccomp_bpf, error_fd)
+        raise InitError("exec init returned without exec")
+    except InitError as e:
+        _fail(error_fd, e.message, e.code)
+    except BaseException as e:  # noqa: BLE001
+        _fail(error_fd, f"exec init: {type(e).__name__}: {e}", 127)
+
+
+# --- the two sequences -------------------------------------------------------------------------------------
+
+
+def _container_init(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+                    bpf: bytes | None, error_fd: int) -> None:  # fmt: skip
+    process = spec.get("process") or {}
+    linux_spec = spec.get("linux") or {}
+    set_pdeathsig()
+    with step("setting up stdio"):
+        setup_stdio(stdio, pty_slave, process.get("consoleSize"), error_fd)
+    if linux_spec.get("cgroupsPath"):
+        with step(f"joining cgroup {linux_spec['cgroupsPath']}"):
+            cg = Cgroup.open(linux_spec["cgroupsPath"])
+            cg.create(linux_spec.get("resources") or {})
+            cg.add(os.getpid())
+    ns_types = {ns.get("type") for ns in linux_spec.get("namespaces") or ()}
+    if "mount" not in ns_types:
+        raise InitError("a mount namespace is required (linux.namespaces has no \"mount\")")
+    if "user" in ns_types:
+        raise InitError("user namespaces are not supported by this runtime (linux.namespaces has \"user\")")
+    with step("creating namespaces"):
+        namespaces.enter(linux_spec.get("namespaces") or [], skip=("pid",))
+    if "network" in ns_types:
+        with step("bringing up the loopback interface"):
+            namespaces.loopback_up()
+    rootfs = setup_rootfs(bundle, spec, pty_slave)
+    with step("changing root"):
+        mounts.pivot_root(rootfs)
+    cwd = process.get("cwd") or "/"
+    with step(f'creating cwd ("{cwd}")'):
+        # Docker creates the WORKDIR; runc does it here, inside the new root, as root.
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    if (spec.get("root") or {}).get("readonly"):
+        with step("remounting / read-only"):
+            mounts.readonly_root()
+    if "uts" in ns_types:
+        with step("setting hostname"):
+            if spec.get("hostname"):
+                linux.sethostname(spec["hostname"])
+            if spec.get("domainname"):
+                linux.setdomainname(spec["domainname"])
+    apply_sysctls(linux_spec.get("sysctl") or {})
+    for path in linux_spec.get("readonlyPaths") or ():
+        with step(f"making {path} read-only"):
+            mounts.readonly_path(path)
+    for path in linux_spec.get("maskedPaths") or ():
+        with step(f"masking {path}"):
+            mounts.mask_path(path)
+    _become_process(process, bpf)
+
+
+def _exec_init(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+               bpf: bytes | None, error_fd: int) -> None:  # fmt: skip
+    linux_spec = spec.get("linux") or {}
+    set_pdeathsig()
+    with step("setting up stdio"):
+        setup_stdio(stdio, pty_slave, process.get("consoleSize"), error_fd)
+    if linux_spec.get("cgroupsPath"):
+        with step(f"joining cgroup {linux_spec['cgroupsPath']}"):
+            Cgroup.open(linux_spec["cgroupsPath"]).add(os.getpid())
+    ns_types = {ns.get("type") for ns in linux_spec.get("namespaces") or ()}
+    kinds = [k for k in namespaces.EXEC_JOIN_ORDER if k in ns_types]
+    with step(f"joining the namespaces of process {init_pid}"):
+        namespaces.join_process(init_pid, kinds)
+        os.chdir("/")
+    merged = dict(process)
+    merged.setdefault("rlimits", (spec.get("process") or {}).get("rlimits"))
+    _become_process(merged, bpf)
+
+
+def _become_process(process: dict, bpf: bytes | None) -> None:
+    """The steps common to init and exec: umask, rlimits, oom score, user, caps, nnp, seccomp, execve."""
+    umask = (process.get("user") or {}).get("umask")
+    os.umask(0o022 if umask is None else umask)
+    apply_rlimits(process.get("rlimits") or [])
+    if process.get("oomScoreAdj") is not None:
+        with step("setting oom_score_adj"):
+            set_oom_score_adj(process["oomScoreAdj"])
+    nnp = bool(process.get("noNewPrivileges"))
+    if nnp:
+        with step("setting no_new_privs"):
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if bpf and not nnp:
+        # Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it before dropping capabilities.
+        with step("loading seccomp filter"):
+            seccomp_mod.load_bpf(bpf)
+    with step("setting user and capabilities"):
+        set_user_and_caps(process.get("user") or {}, process.get("capabilities") or {}, process.get("cwd") or "/")
+    set_pdeathsig()  # changing uid cleared it
+    mark_fds_cloexec(keep=(0, 1, 2))
+    args = process.get("args") or []
+    if not args:
+        raise InitError("args must not be empty")
+    env = env_dict(process.get("env") or [])
+    path = look_path(args[0], env.get("PATH", DEFAULT_PATH))
+    if bpf and nnp:
+        # As late as possible, so the profile needs to allow as few of the init's own syscalls as possible.
+        with step("loading seccomp filter"):
+            seccomp_mod.load_bpf(bpf)
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        code = 126 if e.errno in (errno.EACCES, errno.EISDIR, errno.ENOEXEC) else 127
+        raise InitError(f"exec {path}: {_go_error(e)}", code) from e
+
+
+# --- steps -------------------------------------------------------------------------------------------------
+
+
+def set_pdeathsig() -> None:
+    """Die with SIGKILL when the supervisor dies."""
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def setup_stdio(stdio: tuple[int, int, int], pty_slave: str | None, console_size: dict | None,
+                error_fd: int) -> None:  # fmt: skip
+    """Start a new session, make the pty slave our controlling terminal if any, and install fds 0, 1, 2."""
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader
+    if pty_slave:
+        fd = os.open(pty_slave, os.O_RDWR)
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+        if console_size:
+            size = struct.pack("HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0)
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
+        sources = [fd, fd, fd]
+    else:
+        sources = list(stdio)
+    # Duplicate first so that dup2 onto 0..2 cannot clobber a source that is itself 0..2.
+    dups = [os.dup(fd) for fd in sources]
+    for target, fd in enumerate(dups):
+        os.dup2(fd, target, inheritable=True)
+    for fd in set(dups) | {s for s in sources if s > 2 and s != error_fd}:
+        os.close(fd)
+
+
+def setup_rootfs(bundle: Path, spec: dict, pty_slave: str | None) -> str:
+    """Mount the rootfs, the spec's mounts, /dev and the console; return the rootfs path to pivot into."""
+    root = (spec.get("root") or {}).get("path") or "rootfs"
+    rootfs = os.path.realpath(os.path.join(bundle, root))
+    annotations = spec.get("annotations") or {}
+    with step("making mounts private"):
+        mounts.make_private("/")
+    if annotations.get(OVERLAY_ANNOTATION):
+        with step(f"mounting overlay rootfs at {rootfs}"):
+            mounts.mount_overlay(rootfs, annotations[OVERLAY_ANNOTATION])
+    else:
+        with step(f"bind-mounting rootfs {rootfs}"):
+            mounts.bind_root(rootfs)
+    spec_mounts = list(spec.get("mounts") or [])
+    hierarchies = None
+    if any(m.get("type") == "cgroup" for m in spec_mounts):
+        with step("reading the cgroup layout"):
+            hierarchies = load_layout().hierarchies()
+    for m in spec_mounts:
+        with step(f"mounting {m.get('type') or 'bind'} on {m.get('destination')}"):
+            mounts.mount_entry(rootfs, m, str(bundle), hierarchies)
+    init_bin = annotations.get(INIT_ANNOTATION)
+    if init_bin and not any(m.get("destination") == INIT_DEST for m in spec_mounts):
+        with step(f"mounting the init binary {init_bin} at {INIT_DEST}"):
+            mounts.mount_entry(rootfs, {"destination": INIT_DEST, "type": "bind", "source": init_bin,
+                                        "options": ["bind", "ro"]}, str(bundle))  # fmt: skip
+    # Like runc: a bind-mounted /dev (--privileged style setups) is used as is; otherwise create the nodes.
+    if not any(_is_dev_bind(m) for m in spec_mounts):
+        with step("creating device nodes"):
+            mounts.create_devices(rootfs, (spec.get("linux") or {}).get("devices") or [])
+            mounts.create_dev_symlinks(rootfs)
+    if pty_slave:
+        with step("mounting /dev/console"):
+            mounts.bind_console(rootfs, pty_slave)
+    return rootfs
+
+
+def _is_dev_bind(m: dict) -> bool:
+    opts = m.get("options") or []
+    return (m.get("destination") or "").rstrip("/") == "/dev" and (
+        m.get("type") == "bind" or "bind" in opts or "rbind" in opts
+    )
+
+
+def apply_sysctls(sysctls: dict[str, str]) -> None:
+    """Write each sysctl under /proc/sys (namespaced ones only make sense; the kernel refuses others)."""
+    for key, value in sysctls.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        with step(f"setting sysctl {key}"):
+            with open(path, "w") as f:
+                f.write(str(value))
+
+
+def apply_rlimits(rlimits: list[dict]) -> None:
+    """Set the spec's rlimits, clamped to the current hard limit (root here cannot raise hard limits)."""
+    for rl in rlimits:
+        name = rl.get("type", "")
+        res = getattr(resource, name, None)
+        if res is None or not name.startswith("RLIMIT_"):
+            raise InitError(f"unknown rlimit type {name!r}")
+        _, cur_hard = resource.getrlimit(res)
+
+        def clamp(v: int) -> int:
+            v = resource.RLIM_INFINITY if v is None or v < 0 or v >= 2**63 else v
+            if cur_hard == resource.RLIM_INFINITY:
+                return v
+            return cur_hard if v == resource.RLIM_INFINITY else min(v, cur_hard)
+
+        hard, soft = clamp(rl.get("hard")), clamp(rl.get("soft"))
+        if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+            soft = hard
+        with step(f"setting {name}"):
+            resource.setrlimit(res, (soft, hard))
+
+
+def set_oom_score_adj(value: int) -> None:
+    """Write /proc/self/oom_score_adj unless it already has that value (lowering it needs CAP_SYS_RESOURCE)."""
+    with open("/proc/self/oom_score_adj") as f:
+        if int(f.read()) == value:
+            return
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(value))
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise InitError(f'chdir to cwd ("{cwd}") set in config.json failed: {_go_error(e)}',
+                        126 if e.errno == errno.EACCES else 127) from e  # fmt: skip
+
+
+def set_user_and_caps(user: dict, capabilities: dict, cwd: str = "/") -> None:
+    """Bounding set, uid/gid/groups keeping the permitted set, cwd, then the process's capabilities (runc)."""
+    # runc tries the chdir as root first (a cwd only root can reach still works, like Docker) and retries it
+    # as the user only if root was refused.
+    try:
+        os.chdir(cwd)
+        chdir_pending = False
+    except PermissionError:
+        chdir_pending = True
+    except OSError:
+        _chdir(cwd)  # raises with the runc wording
+    last = caps.last_cap()
+    caps.drop_bounding(caps.to_mask(capabilities.get("bounding"), last), last)
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    caps.set_keep_caps(True)
+    os.setgroups(list(user.get("additionalGids") or []))
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if chdir_pending:
+        _chdir(cwd)  # no effective capabilities right now: the plain user's permission check
+    caps.set_keep_caps(False)
+    caps.apply(capabilities, last)
+
+
+def mark_fds_cloexec(keep: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Set FD_CLOEXEC on every fd but keep, so nothing of the supervisor leaks into the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass  # the fd listdir itself used, already closed
+
+
+def env_dict(env: list[str]) -> dict[str, str]:
+    """Turn ["K=V", ...] into a dict (later entries win, as execve would see the last)."""
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def _check_executable(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"stat {path}: {_go_error(e)}"
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+        return "permission denied"
+    return None
+
+
+def look_path(name: str, path_env: str) -> str:
+    """Resolve args[0] on PATH like Go's exec.LookPath (what runc uses), with its error messages."""
+    if "/" in name:
+        err = _check_executable(name)
+        if err:
+            raise InitError(f'exec: "{name}": {err}', 126 if err == "permission denied" else 127)
+        return name
+    for d in path_env.split(":"):
+        candidate = os.path.join(d or ".", name)
+        if _check_executable(candidate) is None:
+            return candidate
+    raise InitError(f'exec: "{name}": executable file not found in $PATH', 127)

@@ -1,0 +1,953 @@
+"""One container's supervisor: forks its init and execs, relays stdio to the log and clients, records the exit."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from engine.runtime import control, logfile
+from engine.runtime.control import Attach
+from engine.state import write_json
+
+CLONE_NEWPID = 0x20000000
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+READ_SIZE = 65536
+CLIENT_BUFFER_LIMIT = 4 << 20  # a client this far behind is dropped: the container must never wait for it
+STDIN_BUFFER_LIMIT = 1 << 20  # stop reading clients' stdin while the process does not consume it
+DRAIN_SECONDS = 2.0  # after the init exits: time to read the pipes to EOF and flush clients
+EXEC_DRAIN_SECONDS = 1.0  # after an exec exits: time for a background child still holding its pipes
+STREAM_NAMES = {1: "stdout", 2: "stderr"}
+# Python ignores these; ignored dispositions survive execve, so children get the defaults back.
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGXFSZ,
+                 signal.SIGCHLD)
+
+
+def exit_code(status: int) -> int:
+    """Turn a wait status into Docker's exit code (128+signal when killed)."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def set_winsize(fd: int, height: int, width: int) -> None:
+    """Set a pty's window size (the kernel sends SIGWINCH to the foreground process group)."""
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(height), int(width), 0, 0))
+
+
+def enter_pid_namespace(spec: dict) -> None:
+    """Make the next forked child pid 1 of a new pid namespace (or join the spec's), per linux.namespaces."""
+    from engine.runtime import sys as linux
+
+    for ns in spec.get("linux", {}).get("namespaces", []):
+        if ns.get("type") != "pid":
+            continue
+        if ns.get("path"):
+            fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, CLONE_NEWPID)
+            finally:
+                os.close(fd)
+        else:
+            linux.unshare(CLONE_NEWPID)
+        return
+
+
+def _child(target: Callable[..., NoReturn], args: tuple, error_fd: int) -> NoReturn:
+    """Run init code in a forked child; any failure before execve goes to error_fd as one line."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        target(*args)
+        os.write(error_fd, f"{target.__name__} returned instead of executing the process".encode())
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the supervisor's loop
+        try:
+            os.write(error_fd, (str(e) or e.__class__.__name__).encode()[:4096])
+        except OSError:
+            pass
+    os._exit(127)
+
+
+def detach_keys(msg: dict) -> bytes:
+    """The detach sequence of a request: "detach_keys" in base64, absent = Docker's ctrl-p ctrl-q."""
+    if msg.get("detach_keys") is None:
+        return control.DEFAULT_DETACH_KEYS
+    return base64.b64decode(msg["detach_keys"])
+
+
+class Stdio:
+    """The supervisor's end of a process's stdio: output read from it, input written to it, or both (pty)."""
+
+    def __init__(self, proc: "Proc", fd: int, stream: int | None, writable: bool) -> None:
+        os.set_blocking(fd, False)
+        self.proc = proc
+        self.fd = fd
+        self.stream = stream  # 1 or 2 when output is read from this fd
+        self.reading = stream is not None
+        self.writing = writable
+        self.inbuf = bytearray()
+        self.close_when_drained = False
+        self.handler: Callable[[int], None] | None = None  # one object, so the loop can spot fd reuse
+
+
+class Client:
+    """An attached connection: output goes to it (stdcopy-framed or raw), stdin comes from it."""
+
+    def __init__(self, proc: "Proc", fd: int, stdin: bool, stdout: bool, stderr: bool, framed: bool,
+                 detach_keys: bytes = b"") -> None:
+        os.set_blocking(fd, False)
+        self.proc = proc
+        self.fd = fd
+        self.stdin = stdin
+        self.want = {1: stdout, 2: stderr}
+        self.framed = framed
+        self.reading = stdin
+        self.out = bytearray()
+        self.closing = False  # close once out is flushed
+        self.closed = False
+        self.handler: Callable[[int], None] | None = None
+        self.detach_keys = b"" if framed else detach_keys  # like Docker: a TTY user's escape, not binary stdin
+        self.matched = 0  # how much of detach_keys the stdin read so far ends with
+
+    def scan_detach(self, data: bytes) -> tuple[bytes, bool]:
+        """Strip the detach sequence from stdin; True once it is complete (bytes after it are dropped)."""
+        keys = self.detach_keys
+        if not keys or (not self.matched and keys[0] not in data):
+            return data, False
+        out = bytearray()
+        for byte in data:
+            if byte == keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(keys):
+                    self.matched = 0
+                    return bytes(out), True
+                continue
+            out += keys[:self.matched]  # a partial match that did not complete goes through as typed
+            self.matched = 1 if byte == keys[0] else 0
+            if not self.matched:
+                out.append(byte)
+        return bytes(out), False
+
+
+class Proc:
+    """The container's init or one exec: pid, stdio ends, attached clients."""
+
+    def __init__(self, exec_id: str | None, tty: bool) -> None:
+        self.exec_id = exec_id
+        self.tty = tty
+        self.pid = 0
+        self.exit_code: int | None = None
+        self.reaped_at = 0.0
+        self.master: Stdio | None = None  # pty master (tty)
+        self.stdin: Stdio | None = None  # where client stdin goes (a pipe, or the pty master)
+        self.outputs: list[Stdio] = []
+        self.clients: list[Client] = []
+        self.error_fd = -1
+        self.error = b""
+        self.finished = False
+
+
+class ControlConn:
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.reader = control.MessageReader(sock)
+
+
+class Supervisor:
+    """Run one container from its bundle until its init exits, then record the exit and leave."""
+
+    def __init__(self, bundle: Path, attaches: list[Attach], reply_fd: int) -> None:
+        self.bundle = Path(bundle)
+        self.attaches = list(attaches)
+        self.reply_fd = reply_fd
+        self.spec: dict = {}
+        self.runtime: dict = {}
+        self.cid = self.bundle.name
+        self.sel = selectors.DefaultSelector()
+        self.masks: dict[int, int] = {}
+        self.container = Proc(None, False)
+        self.execs: dict[str, Proc] = {}
+        self.exec_pids: dict[int, Proc] = {}
+        self.pending_resize: dict[str, tuple[int, int]] = {}
+        self.stdin_once_client: Client | None = None
+        self.splitter: logfile.LineSplitter | None = None
+        self.writer: logfile.LogWriter | None = None
+        self.bpf: bytes | None = None
+        self.listener: socket.socket | None = None
+        self.dir_fd = -1
+        self.wake_r = self.wake_w = -1
+        self.exiting = False
+        self.deadline = 0.0
+        self.container_io_done = False
+
+    # ---- selector bookkeeping ---------------------------------------------------------------------------------
+
+    def watch(self, fd: int, mask: int, handler: Callable[[int], None]) -> None:
+        """Register, modify or (mask 0) unregister fd; handlers compare equal across bound-method objects."""
+        current = self.masks.get(fd, 0)
+        if mask == current:
+            return
+        if not current:
+            self.sel.register(fd, mask, handler)
+        elif not mask:
+            self.sel.unregister(fd)
+        else:
+            self.sel.modify(fd, mask, handler)
+        if mask:
+            self.masks[fd] = mask
+        else:
+            self.masks.pop(fd, None)
+
+    def close_fd(self, fd: int) -> None:
+        # Unregister before closing: the number may be reused by the next accept or pipe.
+        self.watch(fd, 0, None)  # type: ignore[arg-type]
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    # ---- start ------------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start the container, serve it until its init exits, record the exit; return the process exit status."""
+        self.spec = json.loads((self.bundle / "config.json").read_text())
+        self.runtime = json.loads((self.bundle / "runtime.json").read_text())
+        self.cid = self.runtime.get("id") or self.bundle.name
+        for stale in ("exit.json", "supervisor.json"):
+            try:
+                os.unlink(self.bundle / stale)
+            except FileNotFoundError:
+                pass
+        self.dir_fd = os.open(self.bundle, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.setup_signals()
+        try:
+            self.prepare()
+            slave_path, child_stdio = self.setup_container_stdio()
+            enter_pid_namespace(self.spec)
+        except Exception as e:  # noqa: BLE001 - any failure here is a start failure the user must see
+            return self.start_failed(f"preparing container {self.cid}: {e}", 127, forked=False)
+        err_r, err_w = os.pipe()  # O_CLOEXEC: EOF means the init reached execve
+        from engine.runtime import init
+
+        try:
+            pid = os.fork()
+        except OSError as e:
+            return self.start_failed(f"forking the init of container {self.cid}: {e.strerror}", 127, forked=False)
+        if pid == 0:
+            os.close(err_r)
+            _child(init.container_main, (self.bundle, self.spec, child_stdio, slave_path, self.bpf, err_w), err_w)
+        self.container.pid = pid
+        os.close(err_w)
+        for fd in set(child_stdio):
+            os.close(fd)
+        error = self.read_all(err_r)
+        if error:
+            return self.start_failed(error.decode(errors="replace").strip(), None, forked=True)
+        started_ns = time.time_ns()
+        write_json(self.bundle / "supervisor.json", {"pid": os.getpid(), "init_pid": pid, "started_ns": started_ns},
+                   fsync=False)
+        self.reply({"ok": True, "supervisor_pid": os.getpid(), "init_pid": pid})
+        self.loop()
+        return self.finish()
+
+    def setup_signals(self) -> None:
+        # The supervisor outlives the daemon and its terminal: hangups and ^C are not for it.
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a Python handler is what makes the wakeup fd fire
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.watch(self.wake_r, READ, self.on_wakeup)
+
+    def prepare(self) -> None:
+        """Compile seccomp, open the log and the control socket: everything that must exist before the init."""
+        seccomp_spec = self.spec.get("linux", {}).get("seccomp")
+        if seccomp_spec:
+            # Compiled here, before forking, so neither the init nor any exec pays for it.
+            from engine.runtime import seccomp
+
+            self.bpf = seccomp.compile_bpf(seccomp_spec, cache_dir=self.bundle.parent.parent / "run" / "seccomp")
+        if self.runtime.get("log_path"):
+            self.writer = logfile.LogWriter(Path(self.runtime["log_path"]), int(self.runtime.get("log_max_size") or 0),
+                                            int(self.runtime.get("log_max_files") or 1))
+            self.splitter = logfile.LineSplitter(self.writer)
+        sock_path = control.short_path(self.dir_fd, control.SOCKET_NAME)
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is born 0600: nobody but root may exec into the container
+        try:
+            self.listener.bind(sock_path)
+        finally:
+            os.umask(old)
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.watch(self.listener.fileno(), READ, self.on_accept)
+
+    def setup_container_stdio(self) -> tuple[str | None, tuple[int, int, int]]:
+        """Create the init's stdio: a pty when process.terminal, else pipes (stdin only with open_stdin)."""
+        process = self.spec.get("process", {})
+        proc = self.container
+        if process.get("terminal"):
+            proc.tty = True
+            master, slave = os.openpty()
+            size = process.get("consoleSize") or {}
+            if size.get("height") and size.get("width"):
+                set_winsize(master, size["height"], size["width"])
+            proc.master = Stdio(proc, master, 1, True)
+            proc.stdin = proc.master
+            proc.outputs = [proc.master]
+            self.watch_stdio(proc.master)
+            for attach in self.attaches:
+                self.add_client(proc, attach)
+            return os.ttyname(slave), (slave, slave, slave)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if self.runtime.get("open_stdin"):
+            in_r, in_w = os.pipe()
+            proc.stdin = Stdio(proc, in_w, None, True)
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        proc.outputs = [Stdio(proc, out_r, 1, False), Stdio(proc, err_r, 2, False)]
+        for io in proc.outputs + ([proc.stdin] if proc.stdin else []):
+            self.watch_stdio(io)
+        for attach in self.attaches:
+            self.add_client(proc, attach)
+        return None, (in_r, out_w, err_w)
+
+    @staticmethod
+    def read_all(fd: int) -> bytes:
+        chunks = []
+        while True:
+            data = os.read(fd, 4096)
+            if not data:
+                os.close(fd)
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def reply(self, obj: dict) -> None:
+        if self.reply_fd < 0:
+            return
+        try:
+            os.write(self.reply_fd, json.dumps(obj).encode() + b"\n")
+        except OSError:
+            pass  # the launcher is gone; the records on disk tell the daemon what happened
+        os.close(self.reply_fd)
+        self.reply_fd = -1
+
+    def start_failed(self, error: str, code: int | None, forked: bool) -> int:
+        """Record a container that never ran: exit.json with the init's error, then tell the launcher."""
+        if forked:
+            _, status = os.waitpid(self.container.pid, 0)
+            code = exit_code(status) or 127
+        for proc_client in list(self.container.clients):
+            self.drop_client(proc_client)
+        self.remove_cgroup()
+        self.close_listener()
+        write_json(self.bundle / "exit.json",
+                   {"exit_code": code, "oom_killed": False, "finished_ns": time.time_ns(), "error": error})
+        self.reply({"ok": False, "error": error})
+        return 0
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            if self.exiting and (self.is_drained() or now >= self.deadline):
+                return
+            self.expire_execs(now)
+            events = self.sel.select(self.next_timeout(now))
+            for key, mask in events:
+                try:
+                    current = self.sel.get_key(key.fd)
+                except KeyError:
+                    continue  # closed by an earlier handler in this batch
+                if current.data != key.data:
+                    continue  # the fd number was reused for something else in this batch
+                key.data(mask)
+
+    def next_timeout(self, now: float) -> float | None:
+        deadlines = [p.reaped_at + EXEC_DRAIN_SECONDS for p in self.execs.values() if p.reaped_at and not p.finished]
+        if self.exiting:
+            deadlines.append(self.deadline)
+        return max(0.0, min(deadlines) - now) if deadlines else None
+
+    def is_drained(self) -> bool:
+        if not self.container_io_done:
+            return False
+        if any(not p.finished for p in self.execs.values()):
+            return False
+        return not any(c.out for c in self.all_clients())
+
+    def all_clients(self) -> list[Client]:
+        clients = list(self.container.clients)
+        for proc in self.execs.values():
+            clients.extend(proc.clients)
+        return clients
+
+    # ---- children ---------------------------------------------------------------------------------------------
+
+    def on_wakeup(self, mask: int) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self.reap()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = exit_code(status)
+            if pid == self.container.pid:
+                self.container_exited(code)
+            elif pid in self.exec_pids:
+                proc = self.exec_pids.pop(pid)
+                proc.exit_code = code
+                proc.reaped_at = time.monotonic()
+                if proc.stdin is not None and proc.stdin is not proc.master:
+                    self.close_input(proc.stdin)
+                self.maybe_finish_exec(proc)
+
+    def container_exited(self, code: int) -> None:
+        # The kernel kills every other process of the pid namespace now; their pipes reach EOF shortly.
+        self.container.exit_code = code
+        self.container.reaped_at = time.monotonic()
+        self.exiting = True
+        self.deadline = time.monotonic() + DRAIN_SECONDS
+        stdin = self.container.stdin
+        if stdin is not None and stdin is not self.container.master:
+            self.close_input(stdin)
+        self.maybe_finish_container_io()
+
+    def maybe_finish_container_io(self) -> None:
+        proc = self.container
+        if self.container_io_done or not self.exiting or any(io.reading for io in proc.outputs):
+            return
+        self.container_io_done = True
+        if self.splitter is not None:
+            self.splitter.flush(time.time_ns())
+        for client in list(proc.clients):
+            self.close_client_when_flushed(client)
+
+    # ---- stdio ------------------------------------------------------------------------------------------------
+
+    def watch_stdio(self, io: Stdio) -> None:
+        if not io.reading and not io.writing:
+            self.close_fd(io.fd)
+            io.fd = -1
+            return
+        if io.handler is None:
+            io.handler = lambda m: self.on_stdio(io, m)
+        mask = (READ if io.reading else 0) | (WRITE if io.writing and io.inbuf else 0)
+        self.watch(io.fd, mask, io.handler)
+
+    def on_stdio(self, io: Stdio, mask: int) -> None:
+        if mask & READ and io.reading:
+            try:
+                data = os.read(io.fd, READ_SIZE)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""  # EIO on a pty master: every slave fd is closed
+            if data:
+                self.on_output(io.proc, io.stream or 1, data)
+            elif data == b"":
+                self.output_eof(io)
+        if mask & WRITE and io.writing:
+            self.flush_input(io)
+        if io.fd >= 0:
+            self.watch_stdio(io)
+
+    def output_eof(self, io: Stdio) -> None:
+        io.reading = False
+        if io is io.proc.master:
+            io.writing = False  # nobody reads the slave any more
+        self.watch_stdio(io)
+        proc = io.proc
+        if proc is self.container:
+            self.maybe_finish_container_io()
+        else:
+            self.maybe_finish_exec(proc)
+
+    def on_output(self, proc: Proc, stream: int, data: bytes) -> None:
+        if proc is self.container and self.splitter is not None:
+            self.splitter.feed(STREAM_NAMES[stream], data, time.time_ns())
+        for client in list(proc.clients):
+            self.send(client, stream, data)
+
+    def push_input(self, io: Stdio | None, data: bytes) -> None:
+        if io is None or not io.writing or io.close_when_drained or io.fd < 0:
+            return  # nowhere to go (stdin not open): Docker drops it too
+        io.inbuf += data
+        self.flush_input(io)
+        if io.fd >= 0:
+            self.watch_stdio(io)
+
+    def flush_input(self, io: Stdio) -> None:
+        was_full = len(io.inbuf) >= STDIN_BUFFER_LIMIT
+        while io.inbuf:
+            try:
+                n = os.write(io.fd, io.inbuf)
+            except BlockingIOError:
+                break
+            except OSError:
+                io.inbuf.clear()  # EPIPE: the process closed its stdin; drop what it will never read
+                if io is not io.proc.master:
+                    io.writing = False
+                break
+            del io.inbuf[:n]
+        if not io.inbuf and io.close_when_drained:
+            io.writing = False
+            self.watch_stdio(io)
+        if was_full and len(io.inbuf) < STDIN_BUFFER_LIMIT:
+            for client in io.proc.clients:
+                self.watch_client(client)
+
+    def close_input(self, io: Stdio) -> None:
+        """Close a process's stdin once what clients sent is written (a pty master stays: output uses it)."""
+        if io is io.proc.master:
+            return
+        io.close_when_drained = True
+        if not io.inbuf or io.proc.exit_code is not None:
+            io.inbuf.clear()
+            io.writing = False
+        if io.fd >= 0:
+            self.watch_stdio(io)
+
+    # ---- clients ----------------------------------------------------------------------------------------------
+
+    def add_client(self, proc: Proc, attach: Attach) -> Client:
+        client = Client(proc, attach.fd, attach.stdin, attach.stdout, attach.stderr, attach.framed,
+                        attach.detach_keys)
+        proc.clients.append(client)
+        if proc is self.container and attach.stdin and self.runtime.get("stdin_once") \
+                and self.stdin_once_client is None:
+            self.stdin_once_client = client
+        if attach.stdin and attach.pending:
+            pending, detached = client.scan_detach(attach.pending)
+            self.push_input(proc.stdin, pending)
+            if detached:
+                self.detach_client(client)
+                return client
+        self.watch_client(client)
+        return client
+
+    def watch_client(self, client: Client) -> None:
+        if client.closed:
+            return
+        stdin = client.proc.stdin
+        backlog = stdin is not None and len(stdin.inbuf) >= STDIN_BUFFER_LIMIT
+        if client.handler is None:
+            client.handler = lambda m: self.on_client(client, m)
+        mask = (READ if client.reading and not backlog else 0) | (WRITE if client.out else 0)
+        self.watch(client.fd, mask, client.handler)
+
+    def on_client(self, client: Client, mask: int) -> None:
+        if mask & WRITE:
+            self.flush_client(client)
+        if client.closed:
+            return
+        if mask & READ and client.reading:
+            try:
+                data = os.read(client.fd, READ_SIZE)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                self.drop_client(client)
+                return
+            if data:
+                data, detached = client.scan_detach(data)
+                self.push_input(client.proc.stdin, data)
+                if detached:
+                    self.detach_client(client)
+                    return
+            elif data == b"":
+                # A half-close: the client sent all its stdin but still wants output.
+                client.reading = False
+                self.stdin_ended(client)
+        self.watch_client(client)
+
+    def stdin_ended(self, client: Client) -> None:
+        proc = client.proc
+        if proc.stdin is None:
+            return
+        if proc is self.container:
+            if client is self.stdin_once_client:
+                self.close_input(proc.stdin)
+        elif client.stdin:
+            self.close_input(proc.stdin)  # an exec's stdin closes with its client's, like docker exec -i
+
+    def send(self, client: Client, stream: int, data: bytes) -> None:
+        if client.closed or not client.want.get(stream, False):
+            return
+        if client.framed:
+            client.out += struct.pack(">BxxxI", stream, len(data))
+        client.out += data
+        self.flush_client(client)
+        if not client.closed:
+            if len(client.out) > CLIENT_BUFFER_LIMIT:
+                self.drop_client(client)  # too slow: never let one reader stall the container
+            else:
+                self.watch_client(client)
+
+    def flush_client(self, client: Client) -> None:
+        while client.out:
+            try:
+                n = os.write(client.fd, client.out)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.drop_client(client)  # EPIPE/ECONNRESET: the client went away, the container goes on
+                return
+            del client.out[:n]
+        if client.closing:
+            self.drop_client(client)
+
+    def close_client_when_flushed(self, client: Client) -> None:
+        client.closing = True
+        client.reading = False
+        if client.out:
+            self.watch_client(client)
+        else:
+            self.drop_client(client)
+
+    def detach_client(self, client: Client) -> None:
+        """End a client's attach at its detach keys: the process keeps running and keeps its stdin."""
+        client.reading = False
+        if client is self.stdin_once_client:
+            self.stdin_once_client = None
+        self.close_client_when_flushed(client)
+
+    def drop_client(self, client: Client) -> None:
+        if client.closed:
+            return
+        client.closed = True
+        client.out.clear()
+        self.close_fd(client.fd)
+        if client in client.proc.clients:
+            client.proc.clients.remove(client)
+        if client.reading and client is self.stdin_once_client and client.proc.stdin is not None:
+            self.close_input(client.proc.stdin)  # a vanished stdin_once client is as final as its EOF
+
+    # ---- control socket ---------------------------------------------------------------------------------------
+
+    def on_accept(self, mask: int) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        conn = ControlConn(sock)
+        self.watch(sock.fileno(), READ, lambda m, c=conn: self.on_control(c, m))
+
+    def on_control(self, conn: ControlConn, mask: int) -> None:
+        try:
+            alive = conn.reader.feed()
+            msg = conn.reader.pop()
+        except BlockingIOError:
+            return
+        except (OSError, ValueError):
+            alive, msg = False, None
+        if msg is None:
+            if not alive:
+                control.close_fds(conn.reader.fds)
+                self.watch(conn.sock.fileno(), 0, None)  # type: ignore[arg-type]
+                conn.sock.close()
+            return
+        obj, fds = msg
+        try:
+            result = self.handle(obj, fds)
+        except Exception as e:  # noqa: BLE001 - a bad request must never take the container down
+            traceback.print_exc()
+            result = {"ok": False, "error": f"{obj.get('op')}: {e}"}
+        control.close_fds(fds)  # handlers dup what they keep
+        self.watch(conn.sock.fileno(), 0, None)  # type: ignore[arg-type]
+        try:
+            conn.sock.settimeout(1.0)
+            control.send_msg(conn.sock, result)
+        except OSError:
+            pass
+        conn.sock.close()
+
+    def handle(self, msg: dict, fds: list[int]) -> dict:
+        op = msg.get("op")
+        if op == "ping":
+            return {"ok": True, "init_pid": self.container.pid, "running": not self.exiting}
+        if op == "resize":
+            return self.op_resize(msg)
+        if self.exiting:
+            return {"ok": False, "error": f"container {self.cid} is not running"}
+        if op == "attach":
+            if not fds:
+                return {"ok": False, "error": "attach needs the client connection's fd"}
+            self.add_client(self.container, Attach(os.dup(fds[0]), bool(msg.get("stdin")), bool(msg.get("stdout")),
+                                                   bool(msg.get("stderr")), bool(msg.get("framed")),
+                                                   base64.b64decode(msg.get("pending") or ""), detach_keys(msg)))
+            return {"ok": True}
+        if op == "kill":
+            return self.op_kill(msg)
+        if op == "exec":
+            return self.op_exec(msg, fds)
+        return {"ok": False, "error": f"unknown control operation {op!r}"}
+
+    def op_resize(self, msg: dict) -> dict:
+        exec_id = msg.get("exec")
+        height, width = int(msg.get("height") or 0), int(msg.get("width") or 0)
+        if exec_id:
+            proc = self.execs.get(exec_id)
+            if proc is None:
+                self.pending_resize[exec_id] = (height, width)  # the exec op may still be on its way
+                return {"ok": True}
+        else:
+            proc = self.container
+        if proc.master is not None and proc.master.fd >= 0 and height and width:
+            set_winsize(proc.master.fd, height, width)
+        return {"ok": True}
+
+    def op_kill(self, msg: dict) -> dict:
+        sig = int(msg["signal"]) if msg.get("signal") is not None else int(signal.SIGKILL)
+        if msg.get("all"):
+            cgroups_path = self.spec.get("linux", {}).get("cgroupsPath")
+            if cgroups_path:
+                from engine.runtime.cgroups import Cgroup
+
+                Cgroup.open(cgroups_path).kill(sig)
+                return {"ok": True}
+        try:
+            os.kill(self.container.pid, sig)
+        except ProcessLookupError:
+            return {"ok": False, "error": f"container {self.cid} is not running"}
+        return {"ok": True}
+
+    # ---- exec -------------------------------------------------------------------------------------------------
+
+    def op_exec(self, msg: dict, fds: list[int]) -> dict:
+        exec_id = str(msg.get("id") or "")
+        if not exec_id or exec_id in self.execs or "/" in exec_id:
+            return {"ok": False, "error": f"bad or duplicate exec id {exec_id!r}"}
+        process = msg.get("process") or {}
+        detach = bool(msg.get("detach")) or not fds
+        proc = Proc(exec_id, bool(process.get("terminal")))
+        child_fds: list[int] = []
+        slave_path = None
+        if proc.tty:
+            master, slave = os.openpty()
+            size = self.pending_resize.pop(exec_id, None)
+            if size is None:
+                cs = process.get("consoleSize") or {}
+                size = (cs.get("height") or 0, cs.get("width") or 0)
+            if size[0] and size[1]:
+                set_winsize(master, *size)
+            proc.master = Stdio(proc, master, 1, True)
+            proc.stdin = proc.master
+            proc.outputs = [proc.master]
+            slave_path = os.ttyname(slave)
+            stdio = (slave, slave, slave)
+            child_fds = [slave]
+        elif detach:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            stdio = (null, null, null)
+            child_fds = [null]
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if msg.get("stdin"):
+                in_r, in_w = os.pipe()
+                proc.stdin = Stdio(proc, in_w, None, True)
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            proc.outputs = [Stdio(proc, out_r, 1, False), Stdio(proc, err_r, 2, False)]
+            stdio = (in_r, out_w, err_w)
+            child_fds = [in_r, out_w, err_w]
+        err_r, err_w = os.pipe()
+        from engine.runtime import init
+
+        try:
+            pid = os.fork()
+        except OSError as e:
+            for fd in child_fds + [err_r, err_w] + [io.fd for io in proc.outputs]:
+                os.close(fd)
+            if proc.stdin is not None and proc.stdin is not proc.master:
+                os.close(proc.stdin.fd)
+            return {"ok": False, "error": f"starting exec in container {self.cid}: {e.strerror}"}
+        if pid == 0:
+            os.close(err_r)
+            _child(init.exec_main, (self.container.pid, self.spec, process, stdio, slave_path, self.bpf, err_w), err_w)
+        os.close(err_w)
+        for fd in child_fds:
+            os.close(fd)
+        proc.pid = pid
+        proc.error_fd = err_r
+        os.set_blocking(err_r, False)
+        self.execs[exec_id] = proc
+        self.exec_pids[pid] = proc
+        self.watch(err_r, READ, lambda m, p=proc: self.on_exec_error(p, m))
+        for io in proc.outputs + ([proc.stdin] if proc.stdin and proc.stdin is not proc.master else []):
+            self.watch_stdio(io)
+        if not detach:
+            self.add_client(proc, Attach(os.dup(fds[0]), bool(msg.get("stdin")), bool(msg.get("stdout")),
+                                         bool(msg.get("stderr")), bool(msg.get("framed")),
+                                         detach_keys=detach_keys(msg)))
+        self.write_exec_record(proc)
+        return {"ok": True, "pid": pid}
+
+    def on_exec_error(self, proc: Proc, mask: int) -> None:
+        try:
+            data = os.read(proc.error_fd, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            proc.error += data
+            return
+        self.close_fd(proc.error_fd)
+        proc.error_fd = -1
+        if proc.error:
+            # Like dockerd: the start error goes into the exec's own stream, the CLI prints it.
+            text = proc.error.decode(errors="replace").strip().encode() + b"\r\n"
+            for client in list(proc.clients):
+                self.send(client, 1, text)
+        self.maybe_finish_exec(proc)
+
+    def maybe_finish_exec(self, proc: Proc, force: bool = False) -> None:
+        if proc.finished or proc.exit_code is None or proc.error_fd >= 0:
+            return
+        if any(io.reading for io in proc.outputs) and not force:
+            return
+        proc.finished = True
+        for io in proc.outputs:
+            if io.fd >= 0:
+                io.reading = io.writing = False
+                self.watch_stdio(io)
+        if proc.stdin is not None and proc.stdin.fd >= 0:
+            proc.stdin.writing = False
+            self.watch_stdio(proc.stdin)
+        self.write_exec_record(proc)
+        for client in list(proc.clients):
+            self.close_client_when_flushed(client)
+
+    def expire_execs(self, now: float) -> None:
+        """Finish execs whose process is gone but whose pipes a background child still holds."""
+        for proc in self.execs.values():
+            if proc.reaped_at and not proc.finished and now >= proc.reaped_at + EXEC_DRAIN_SECONDS:
+                if proc.error_fd >= 0:
+                    self.close_fd(proc.error_fd)
+                    proc.error_fd = -1
+                self.maybe_finish_exec(proc, force=True)
+
+    def write_exec_record(self, proc: Proc) -> None:
+        path = self.bundle / "execs" / f"{proc.exec_id}.json"
+        path.parent.mkdir(exist_ok=True)
+        running = proc.exit_code is None
+        write_json(path, {"pid": proc.pid, "running": running, "exit_code": None if running else proc.exit_code},
+                   fsync=False)
+
+    # ---- exit -------------------------------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Record the exit once output is drained (or the drain bound passed); return 0."""
+        now = time.monotonic()
+        for proc in self.execs.values():
+            if not proc.finished:
+                if proc.exit_code is None:
+                    proc.exit_code = 137  # killed with the pid namespace, yet not reaped in time
+                if proc.error_fd >= 0:
+                    self.close_fd(proc.error_fd)
+                    proc.error_fd = -1
+                proc.reaped_at = proc.reaped_at or now
+                self.maybe_finish_exec(proc, force=True)
+        if not self.container_io_done:
+            for io in self.container.outputs:
+                io.reading = io.writing = False
+                if io.fd >= 0:
+                    self.watch_stdio(io)
+            self.maybe_finish_container_io()
+        for client in self.all_clients():
+            self.drop_client(client)
+        if self.writer is not None:
+            self.writer.close()
+        oom_killed = self.remove_cgroup()
+        self.close_listener()
+        # exit.json last: once it exists the daemon may restart the container in this bundle.
+        write_json(self.bundle / "exit.json", {"exit_code": self.container.exit_code, "oom_killed": oom_killed,
+                                               "finished_ns": time.time_ns(), "error": ""})
+        return 0
+
+    def remove_cgroup(self) -> bool:
+        """Read the OOM flag, then remove the container's cgroup (retrying while the last tasks leave)."""
+        cgroups_path = self.spec.get("linux", {}).get("cgroupsPath")
+        if not cgroups_path:
+            return False
+        try:
+            from engine.runtime.cgroups import Cgroup
+
+            cgroup = Cgroup.open(cgroups_path)
+            if not cgroup.exists():
+                return False
+            oom_killed = bool(cgroup.oom_killed())
+        except Exception:  # noqa: BLE001 - the exit record matters more than the flag
+            traceback.print_exc()
+            return False
+        try:
+            cgroup.remove()  # retries on EBUSY while the killed tasks leave
+        except Exception as e:  # noqa: BLE001 - still write the exit record
+            print(f"supervisor {self.cid}: {e}", file=sys.stderr, flush=True)
+        return oom_killed
+
+    def close_listener(self) -> None:
+        if self.listener is not None:
+            self.watch(self.listener.fileno(), 0, None)  # type: ignore[arg-type]
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(control.short_path(self.dir_fd, control.SOCKET_NAME))
+            except FileNotFoundError:
+                pass
+
+
+def main(bundle: Path, attaches: list[Attach], reply_fd: int) -> NoReturn:
+    """Entry point in the launcher's double-forked grandchild; never returns."""
+    code = 1
+    sup = None
+    try:
+        os.chdir("/")
+        sup = Supervisor(bundle, attaches, reply_fd)
+        code = sup.run()
+    except BaseException as e:  # noqa: BLE001
+        traceback.print_exc()
+        if sup is not None:
+            sup.reply({"ok": False, "error": f"supervisor for {Path(bundle).name} failed: {e}"})
+        else:
+            try:
+                os.write(reply_fd, json.dumps({"ok": False, "error": f"supervisor failed: {e}"}).encode() + b"\n")
+            except OSError:
+                pass
+    finally:
+        try:
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
