@@ -62,5 +62,9 @@ class ContainerNotRunning(Conflict):
         super().__init__(f"container {cid} is not running")
 
 
-class ContainerStartError(SystemFailure):
-    """The container's process could not be started (bad executable, bad workdir, ...)."""
+class ContainerStartError(InvalidParameter):
+    """The container's process could not be started (bad executable, bad workdir, ...).
+
+    dockerd answers these with 400 (errdefs.InvalidParameter); the CLI turns "executable file not found"
+    into exit code 127 and "permission denied" into 126 from the message.
+    """

@@ -502,7 +502,7 @@ def _client_gone(sock: socket.socket) -> bool:
 # The server
 
 class Server:
-    """Accept connections on a unix socket; one thread per connection serves its requests in order."""
+    """Accept connections on a unix socket; one thread per connection (reused when idle) serves its requests."""
 
     def __init__(self, engine: Any, socket_path: Path, mode: int = 0o660, routes: Any = None) -> None:
         if routes is None:
@@ -520,6 +520,7 @@ class Server:
         self._idle = 0          # threads blocked on _handoff, each owed at most one connection
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
+        self._looping = False
         self._listener = self._bind()
         self._inode = os.stat(self.socket_path).st_ino
 
@@ -545,6 +546,7 @@ class Server:
 
     def start(self) -> "Server":
         """Run the accept loop in a background thread."""
+        self._looping = True      # before the thread runs: a quick shutdown() must wake it, not close under it
         self._thread = threading.Thread(target=self._accept_loop, name="api-accept", daemon=True)
         self._thread.start()
         return self
@@ -552,6 +554,7 @@ class Server:
     def serve_forever(self) -> None:
         """Serve until shutdown(): run the accept loop here, or wait for the background one."""
         if self._thread is None:
+            self._looping = True
             self._accept_loop()
         else:
             self._stopped.wait()
@@ -561,7 +564,10 @@ class Server:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        os.write(self._wake_w, b"x")
+        if self._looping:
+            os.write(self._wake_w, b"x")
+        else:
+            self._close_listener()      # never served: nothing else will close it
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         try:
@@ -579,6 +585,11 @@ class Server:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _close_listener(self) -> None:
+        self._listener.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def _accept_loop(self) -> None:
         sel = selectors.DefaultSelector()
@@ -610,9 +621,7 @@ class Server:
                                          daemon=True).start()
         finally:
             sel.close()
-            self._listener.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._close_listener()
 
     def _conn_thread(self, sock: socket.socket | None) -> None:
         while sock is not None:

@@ -258,14 +258,16 @@ class ContainerManager:
         try:
             started = self.launcher.start(c.dir, attaches)
         except ContainerStartError as e:
-            for a in attaches:
-                _close_fd(a.fd)
             c.state.status = "exited" if c.state.ever_started else "created"
             c.state.exit_code = 127
             c.state.error = e.message
             if c.state.ever_started:
                 c.state.finished_ns = time.time_ns()
             c.save()
+            self._notify()
+            if c.host_config.get("AutoRemove"):
+                # `docker run --rm` waits for condition=removed even when start fails.
+                threading.Thread(target=self._auto_remove, args=(c.id,), daemon=True).start()
             raise
         finally:
             for a in attaches:

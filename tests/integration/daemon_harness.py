@@ -123,17 +123,26 @@ class EngineDaemon:
             self.proc.kill()
             self.proc.wait()
 
-    def restart(self) -> None:
-        """Kill the daemon with SIGKILL and start a new one on the same root."""
+    def restart(self, down_for: float = 0.0) -> None:
+        """Kill the daemon with SIGKILL, stay down for down_for seconds, and start a new one on the same root."""
         self.kill()
+        if down_for:
+            time.sleep(down_for)
         self.start()
 
     def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
-               text: bool | None = None) -> subprocess.CompletedProcess:
+               text: bool | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
         """Run the real docker CLI against this daemon; output is text unless input is bytes or text=False."""
+        if shutil.which("docker") is None:
+            if "pytest" in sys.modules:
+                # Under pytest a missing capability is a skip, never a failure (./dockweb.sh test installs it).
+                import pytest
+
+                pytest.skip("the docker CLI is not on PATH")
+            raise FileNotFoundError("the docker CLI is not on PATH")
         if text is None:
             text = not isinstance(input, bytes)
-        return subprocess.run(["docker", *args], env=self.env, input=input, capture_output=True,
+        return subprocess.run(["docker", *args], env={**self.env, **(env or {})}, input=input, capture_output=True,
                               timeout=timeout, text=text)
 
     def client(self, **kwargs):

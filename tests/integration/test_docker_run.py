@@ -57,7 +57,7 @@ def test_entrypoint_and_cmd_merge_like_docker(engine):
 def test_duplicate_name_is_a_conflict(engine):
     assert engine.docker("create", "--name", "dup", "busybox", "true").returncode == 0
     try:
-        out = engine.docker("create", "--name", "dup", "busybox", "true")
+        out = engine.docker("run", "-d", "--name", "dup", "busybox", "true")
         assert out.returncode == 125
         assert 'The container name "/dup" is already in use' in out.stderr
     finally:

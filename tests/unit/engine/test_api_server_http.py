@@ -352,3 +352,10 @@ def test_response_objects_default_to_json():
     r = Response()
     assert (r.status, r.body, r.content_type, r.headers) == (200, b"", "application/json", {})
     assert json_response({"a": 1}, 201).body == b'{"a":1}\n'
+
+
+def test_shutdown_before_serving_releases_the_socket(tmp_path):
+    srv = Server(FakeEngine(tmp_path / "root"), tmp_path / "engine.sock", 0o660, ROUTES)
+    srv.shutdown()
+    assert not srv.socket_path.exists()
+    assert srv._listener.fileno() == -1
