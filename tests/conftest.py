@@ -69,6 +69,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     """Report processes, mounts, cgroups and temp dirs that engine daemons of this session left behind."""
     found = leftovers(since=_SESSION_START)
     if found:
-        terminalreporter.section("dockweb leftovers (a fixture failed to clean up, or another run is still going)", yellow=True)
+        terminalreporter.section("dockweb leftovers (a fixture failed to clean up, or another run is still going)",
+                                 yellow=True)
         for line in found:
             terminalreporter.line(line)
