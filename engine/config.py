@@ -61,4 +61,7 @@ class EngineConfig:
         if os.environ.get("DOCKWEB_CGROUP_PARENT"):
             kwargs["cgroup_parent"] = os.environ["DOCKWEB_CGROUP_PARENT"]
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("root", "socket", "busybox_path"):
+            if key in kwargs:
+                kwargs[key] = Path(kwargs[key])
         return cls(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,13 +20,22 @@ def new_id() -> str:
 def write_json(path: Path, data: Any, fsync: bool = True) -> None:
     """Write data as JSON to path atomically: readers see the old or the new file, never half."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # A unique temp name per writer: threads of one process may write the same record at once.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -60,7 +70,11 @@ def parse_time(value: str) -> float:
     v = value.replace("Z", "+00:00")
     if "." in v:
         head, rest = v.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(digits):]
-        v = f"{head}.{digits[:6]}{tz}"
-    return datetime.fromisoformat(v).timestamp()
+        n = 0
+        while n < len(rest) and rest[n].isdigit():
+            n += 1
+        v = f"{head}.{rest[:n][:6].ljust(6, '0')}{rest[n:]}"
+    parsed = datetime.fromisoformat(v)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()

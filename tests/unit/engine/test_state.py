@@ -81,8 +81,6 @@ def test_write_into_a_missing_directory_raises(tmp_path):
         write_json(tmp_path / "gone" / "state.json", {})
 
 
-@pytest.mark.xfail(strict=False, reason="engine/state.py bug: write_json's temp name is per process, not per "
-                   "thread, so two threads writing one record share the temp file (FileNotFoundError, torn JSON)")
 def test_concurrent_writers_in_one_process_never_tear_a_record(tmp_path):
     path = tmp_path / "state.json"
     write_json(path, {"n": 0, "pad": ""})
@@ -155,14 +153,10 @@ def test_parse_time_round_trips_rfc3339_output_to_the_microsecond():
     assert parse_time(rfc3339(ns)) == pytest.approx(ns / 1e9, abs=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/state.py bug: parse_time takes every digit after the '.' as the "
-                   "fraction, the offset's digits included, and drops the zone: local time is used instead")
 def test_parse_time_keeps_the_zone_of_a_fractional_utc_time(non_utc_local_time):
     assert parse_time("2024-01-01T00:00:00.123456789Z") == pytest.approx(JAN_1_2024 + 0.123456, abs=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/state.py bug: parse_time folds the offset's digits into the "
-                   "fraction ('.5+01:00' reads as .50100 local time)")
 def test_parse_time_keeps_the_offset_of_a_fractional_time():
     assert parse_time("2024-01-01T01:00:00.5+01:00") == pytest.approx(JAN_1_2024 + 0.5)
 
