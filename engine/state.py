@@ -24,7 +24,8 @@ def write_json(path: Path, data: Any, fsync: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
+            # dumps, not dump: dump streams through the pure-Python encoder, dumps uses the C one (10x faster).
+            f.write(json.dumps(data, separators=(",", ":")))
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())

@@ -60,6 +60,8 @@ class ContainerManager:
     def load(self) -> None:
         """Load every container record, adopt live supervisors, record exits that happened while down."""
         self.config.containers_dir.mkdir(parents=True, exist_ok=True)
+        for trash in self.config.tmp_dir.glob("rm-*"):
+            shutil.rmtree(trash, ignore_errors=True)   # removals a crash interrupted
         for d in sorted(self.config.containers_dir.iterdir()):
             c = Container.load(d) if d.is_dir() else None
             if c is None:
@@ -601,7 +603,8 @@ class ContainerManager:
             self._locks.pop(c.id, None)
             self._pending_attaches.pop(c.id, None)
         if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+            # The container is gone once renamed away; deleting its files need not hold up the caller.
+            threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
         self.execs.forget_container(c.id)
         self.events.publish("container", "destroy", c.id, self._attrs(c))
         self._notify()

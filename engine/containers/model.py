@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import state as st
@@ -65,7 +65,10 @@ class Container:
 
     def save(self) -> None:
         """Persist the record atomically."""
-        st.write_json(self.dir / "state.json", asdict(self), fsync=False)
+        # A shallow dict: asdict() deep-copies the Config and HostConfig documents on every save.
+        doc = {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "state"}
+        doc["state"] = vars(self.state)
+        st.write_json(self.dir / "state.json", doc, fsync=False)
 
     @classmethod
     def load(cls, path: Path) -> "Container | None":

@@ -341,6 +341,23 @@ class Cgroup:
             except OSError as e:
                 raise SystemFailure(f"adding process {pid} to cgroup {d}: {e.strerror}") from e
 
+    def add_self(self) -> None:
+        """Move the calling single-threaded process into this cgroup in every hierarchy.
+
+        On cgroup v1, writing "0" to `tasks` moves only the current thread, which lets the kernel skip the
+        global threadgroup rwsem (and its RCU grace period): about 0.1 ms per hierarchy instead of 1 ms.
+        For a process that has just forked (one thread) that is the same as moving the whole process.
+        """
+        if self.version == 2:
+            self.add(os.getpid())
+            return
+        for d in self.dirs():
+            try:
+                with open(os.path.join(d, "tasks"), "w") as f:
+                    f.write("0")
+            except OSError as e:
+                raise SystemFailure(f"adding process {os.getpid()} to cgroup {d}: {e.strerror}") from e
+
     def pids(self) -> list[int]:
         """List the processes in the cgroup (host pids as the caller sees them)."""
         for controller in ("pids", "memory", "freezer", "cpu", "devices"):

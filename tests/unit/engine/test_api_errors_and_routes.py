@@ -24,7 +24,7 @@ from engine.api.routes import Router, load_routes
     (errors.Unavailable("later"), 503),
     (errors.NotImplementedYet("soon"), 501),
     (errors.SystemFailure("disk"), 500),
-    (errors.ContainerStartError("exec failed"), 500),
+    (errors.ContainerStartError("exec failed"), 400),  # dockerd: errdefs.InvalidParameter
     (KeyError("x"), 500),
 ])
 def test_status_table(exc, status):
