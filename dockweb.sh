@@ -21,7 +21,7 @@ ENGINE_SOCKET="${DOCKWEB_ENGINE_SOCKET:-/run/dockweb/engine.sock}"
 
 # What running dockweb needs: python3 + venv for the virtualenv, busybox-static for the bootstrap
 # busybox image, libseccomp2 for pyseccomp (loaded with ctypes), iproute2 for network namespaces.
-RUN_PACKAGES=(python3 python3-venv busybox-static libseccomp2 iproute2)
+RUN_PACKAGES=(python3 python3-venv busybox-static libseccomp2 iproute2 tini)
 # The peers bench/run_container_bench.py compares against (docker.io brings dockerd and containerd).
 BENCH_PACKAGES=(docker.io runc crun)
 

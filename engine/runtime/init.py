@@ -7,6 +7,7 @@ import fcntl
 import os
 import resource
 import signal
+import socket
 import stat
 import struct
 import termios
@@ -61,11 +62,15 @@ def _fail(error_fd: int, message: str, code: int) -> NoReturn:
         os._exit(code)
 
 
-def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], console_sock: int | None,
                    seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
-    """Turn this forked child (pid 1 of a new pid namespace) into the container's process; never returns."""
+    """Turn this forked child (pid 1 of a new pid namespace) into the container's process; never returns.
+
+    With console_sock (process.terminal), the init makes its pty in the container's own devpts and sends the
+    master over that socket (runc's console socket); stdio is then only used until the pty replaces it.
+    """
     try:
-        _container_init(Path(bundle), spec, stdio, pty_slave, seccomp_bpf, error_fd)
+        _container_init(Path(bundle), spec, stdio, console_sock, seccomp_bpf, error_fd)
         raise InitError("container init returned without exec")
     except InitError as e:
         _fail(error_fd, e.message, e.code)
@@ -73,11 +78,11 @@ def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_sl
         _fail(error_fd, f"container init: {type(e).__name__}: {e}", 127)
 
 
-def exec_main(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+def exec_main(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], console_sock: int | None,
               seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
     """Join a running container (cgroup, namespaces) and exec process in it; never returns."""
     try:
-        _exec_init(init_pid, spec, process, stdio, pty_slave, seccomp_bpf, error_fd)
+        _exec_init(init_pid, spec, process, stdio, console_sock, seccomp_bpf, error_fd)
         raise InitError("exec init returned without exec")
     except InitError as e:
         _fail(error_fd, e.message, e.code)
@@ -88,18 +93,18 @@ def exec_main(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, i
 # --- the two sequences -------------------------------------------------------------------------------------
 
 
-def _container_init(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+def _container_init(bundle: Path, spec: dict, stdio: tuple[int, int, int], console_sock: int | None,
                     bpf: bytes | None, error_fd: int) -> None:  # fmt: skip
     process = spec.get("process") or {}
     linux_spec = spec.get("linux") or {}
     set_pdeathsig()
     with step("setting up stdio"):
-        setup_stdio(stdio, pty_slave, process.get("consoleSize"), error_fd)
+        setup_stdio(stdio, error_fd)
     if linux_spec.get("cgroupsPath"):
         with step(f"joining cgroup {linux_spec['cgroupsPath']}"):
             cg = Cgroup.open(linux_spec["cgroupsPath"])
             cg.create(linux_spec.get("resources") or {})
-            cg.add(os.getpid())
+            cg.add_self()
     ns_types = {ns.get("type") for ns in linux_spec.get("namespaces") or ()}
     if "mount" not in ns_types:
         raise InitError("a mount namespace is required (linux.namespaces has no \"mount\")")
@@ -110,9 +115,14 @@ def _container_init(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_s
     if "network" in ns_types:
         with step("bringing up the loopback interface"):
             namespaces.loopback_up()
-    rootfs = setup_rootfs(bundle, spec, pty_slave)
+    rootfs = setup_rootfs(bundle, spec)
     with step("changing root"):
         mounts.pivot_root(rootfs)
+    if console_sock is not None:
+        # Like runc: after pivot_root, so /dev/ptmx is the container's devpts instance and the process sees
+        # /dev/pts/0; before the read-only and masked paths, so /dev/console can still be created and bound.
+        with step("setting up the console"):
+            setup_console(console_sock, process, mount_console=True)
     cwd = process.get("cwd") or "/"
     with step(f'creating cwd ("{cwd}")'):
         # Docker creates the WORKDIR; runc does it here, inside the new root, as root.
@@ -136,20 +146,24 @@ def _container_init(bundle: Path, spec: dict, stdio: tuple[int, int, int], pty_s
     _become_process(process, bpf)
 
 
-def _exec_init(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], pty_slave: str | None,
+def _exec_init(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], console_sock: int | None,
                bpf: bytes | None, error_fd: int) -> None:  # fmt: skip
     linux_spec = spec.get("linux") or {}
     set_pdeathsig()
     with step("setting up stdio"):
-        setup_stdio(stdio, pty_slave, process.get("consoleSize"), error_fd)
+        setup_stdio(stdio, error_fd)
     if linux_spec.get("cgroupsPath"):
         with step(f"joining cgroup {linux_spec['cgroupsPath']}"):
-            Cgroup.open(linux_spec["cgroupsPath"]).add(os.getpid())
+            Cgroup.open(linux_spec["cgroupsPath"]).add_self()
     ns_types = {ns.get("type") for ns in linux_spec.get("namespaces") or ()}
     kinds = [k for k in namespaces.EXEC_JOIN_ORDER if k in ns_types]
     with step(f"joining the namespaces of process {init_pid}"):
         namespaces.join_process(init_pid, kinds)
         os.chdir("/")
+    if console_sock is not None:
+        # After joining the mount namespace: the pty comes from the container's devpts (/dev/pts/N in there).
+        with step("setting up the console"):
+            setup_console(console_sock, process, mount_console=False)
     merged = dict(process)
     merged.setdefault("rlimits", (spec.get("process") or {}).get("rlimits"))
     _become_process(merged, bpf)
@@ -199,22 +213,18 @@ def set_pdeathsig() -> None:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def setup_stdio(stdio: tuple[int, int, int], pty_slave: str | None, console_size: dict | None,
-                error_fd: int) -> None:  # fmt: skip
-    """Start a new session, make the pty slave our controlling terminal if any, and install fds 0, 1, 2."""
+def new_session() -> None:
+    """Become the leader of a new session (without a controlling terminal) unless this process already is one."""
     try:
         os.setsid()
     except OSError:
         pass  # already a session leader
-    if pty_slave:
-        fd = os.open(pty_slave, os.O_RDWR)
-        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
-        if console_size:
-            size = struct.pack("HHHH", console_size.get("height", 0), console_size.get("width", 0), 0, 0)
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
-        sources = [fd, fd, fd]
-    else:
-        sources = list(stdio)
+
+
+def setup_stdio(stdio: tuple[int, int, int], error_fd: int) -> None:
+    """Start a new session and install stdio as fds 0, 1, 2 (a terminal replaces them later: setup_console)."""
+    new_session()
+    sources = list(stdio)
     # Duplicate first so that dup2 onto 0..2 cannot clobber a source that is itself 0..2.
     dups = [os.dup(fd) for fd in sources]
     for target, fd in enumerate(dups):
@@ -223,8 +233,8 @@ def setup_stdio(stdio: tuple[int, int, int], pty_slave: str | None, console_size
         os.close(fd)
 
 
-def setup_rootfs(bundle: Path, spec: dict, pty_slave: str | None) -> str:
-    """Mount the rootfs, the spec's mounts, /dev and the console; return the rootfs path to pivot into."""
+def setup_rootfs(bundle: Path, spec: dict) -> str:
+    """Mount the rootfs, the spec's mounts and /dev; return the rootfs path to pivot into."""
     root = (spec.get("root") or {}).get("path") or "rootfs"
     rootfs = os.path.realpath(os.path.join(bundle, root))
     annotations = spec.get("annotations") or {}
@@ -254,10 +264,66 @@ def setup_rootfs(bundle: Path, spec: dict, pty_slave: str | None) -> str:
         with step("creating device nodes"):
             mounts.create_devices(rootfs, (spec.get("linux") or {}).get("devices") or [])
             mounts.create_dev_symlinks(rootfs)
-    if pty_slave:
-        with step("mounting /dev/console"):
-            mounts.bind_console(rootfs, pty_slave)
     return rootfs
+
+
+def setup_console(console_sock: int, process: dict, mount_console: bool) -> None:
+    """Make a pty in this mount namespace's devpts, send its master over console_sock, make the slave our tty.
+
+    The one place of the pty dance, for the init (mount_console: the slave is also bound over /dev/console) and
+    for an exec. Runs as root before the user and capabilities change; the slave becomes the controlling
+    terminal and fds 0, 1, 2.
+    """
+    # O_NOCTTY: we are a session leader without a terminal, and the master must never become one.
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, linux.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        number = struct.unpack("I", fcntl.ioctl(master, linux.TIOCGPTN, struct.pack("I", 0)))[0]
+        slave_path = f"/dev/pts/{number}"
+        slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        size = process.get("consoleSize") or {}
+        if size.get("height") and size.get("width"):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size["height"], size["width"], 0, 0))
+        # The process's user owns its terminal (so it can reopen /dev/pts/N, /proc/self/fd/0); group tty may
+        # write to it (write(1), wall), as with runc and devpts' mode=0620,gid=5.
+        os.fchown(slave, (process.get("user") or {}).get("uid", 0), tty_group_gid())
+        os.fchmod(slave, 0o620)
+        if mount_console:
+            mounts.bind_console("/", slave_path)
+        with socket.socket(fileno=os.dup(console_sock)) as sock:
+            socket.send_fds(sock, [b"\0"], [master])
+    finally:
+        os.close(master)  # the supervisor has its own copy now: none may stay in the container
+        os.close(console_sock)
+    new_session()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target, inheritable=True)
+    if slave > 2:
+        os.close(slave)
+
+
+def tty_group_gid(group_file: str = "/etc/group", root: str = "/") -> int:
+    """The gid of the "tty" group in group_file, or -1 (keep the gid devpts gave the slave) without one."""
+    try:
+        # O_NONBLOCK, and only a regular file of the root filesystem: an image's /etc/group (a FIFO, a symlink
+        # into /proc) must not hang the init or make it read a kernel file as root.
+        fd = os.open(group_file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_dev != os.stat(root).st_dev:
+            return -1
+        try:
+            data = f.read(1 << 20)
+        except OSError:
+            return -1
+    for line in data.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == "tty" and fields[2].isdigit():
+            return int(fields[2])
+    return -1
 
 
 def _is_dev_bind(m: dict) -> bool:

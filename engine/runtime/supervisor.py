@@ -29,6 +29,7 @@ CLIENT_BUFFER_LIMIT = 4 << 20  # a client this far behind is dropped: the contai
 STDIN_BUFFER_LIMIT = 1 << 20  # stop reading clients' stdin while the process does not consume it
 DRAIN_SECONDS = 2.0  # after the init exits: time to read the pipes to EOF and flush clients
 EXEC_DRAIN_SECONDS = 1.0  # after an exec exits: time for a background child still holding its pipes
+CONSOLE_SECONDS = 10.0  # how long a TTY process's init may take to send its pty master (it is milliseconds)
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
 # Python ignores these; ignored dispositions survive execve, so children get the defaults back.
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGXFSZ,
@@ -44,6 +45,23 @@ def exit_code(status: int) -> int:
 def set_winsize(fd: int, height: int, width: int) -> None:
     """Set a pty's window size (the kernel sends SIGWINCH to the foreground process group)."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(height), int(width), 0, 0))
+
+
+def receive_console(sock: socket.socket, timeout: float = CONSOLE_SECONDS) -> int | None:
+    """Receive the pty master a TTY process's init sends (runc's console socket); None if the init died first.
+
+    Raises TimeoutError when nothing came in time. Closes sock either way.
+    """
+    try:
+        sock.settimeout(timeout)
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    finally:
+        sock.close()
+    for fd in fds:
+        # Later exec children must not inherit the master (Python 3.11's recv_fds drops MSG_CMSG_CLOEXEC; the
+        # supervisor is single-threaded, so nothing forks in between).
+        os.set_inheritable(fd, False)
+    return fds[0] if fds else None
 
 
 def enter_pid_namespace(spec: dict) -> None:
@@ -235,7 +253,7 @@ class Supervisor:
         self.setup_signals()
         try:
             self.prepare()
-            slave_path, child_stdio = self.setup_container_stdio()
+            console, child_stdio = self.setup_container_stdio()
             enter_pid_namespace(self.spec)
         except Exception as e:  # noqa: BLE001 - any failure here is a start failure the user must see
             return self.start_failed(f"preparing container {self.cid}: {e}", 127, forked=False)
@@ -248,11 +266,28 @@ class Supervisor:
             return self.start_failed(f"forking the init of container {self.cid}: {e.strerror}", 127, forked=False)
         if pid == 0:
             os.close(err_r)
-            _child(init.container_main, (self.bundle, self.spec, child_stdio, slave_path, self.bpf, err_w), err_w)
+            console_fd = console[1].fileno() if console else None
+            _child(init.container_main, (self.bundle, self.spec, child_stdio, console_fd, self.bpf, err_w), err_w)
         self.container.pid = pid
         os.close(err_w)
         for fd in set(child_stdio):
             os.close(fd)
+        if console is not None:
+            console[1].close()  # only the init holds its end now: EOF if it dies before sending the master
+            try:
+                master = receive_console(console[0])
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self.read_all(err_r)
+                return self.start_failed(f"container {self.cid}: the init did not send its terminal within "
+                                         f"{CONSOLE_SECONDS:g}s", None, forked=True)
+            if master is not None:
+                self.use_console(self.container, master)
+            # else: the init failed before sending it; its error is on err_r.
+        for attach in self.attaches:
+            # After the stdio exists (a pty master comes from the init) and before the process runs its command:
+            # output waits in the pipe or pty until the loop reads it, so nothing is lost.
+            self.add_client(self.container, attach)
         error = self.read_all(err_r)
         if error:
             return self.start_failed(error.decode(errors="replace").strip(), None, forked=True)
@@ -301,23 +336,18 @@ class Supervisor:
         self.listener.setblocking(False)
         self.watch(self.listener.fileno(), READ, self.on_accept)
 
-    def setup_container_stdio(self) -> tuple[str | None, tuple[int, int, int]]:
-        """Create the init's stdio: a pty when process.terminal, else pipes (stdin only with open_stdin)."""
+    def setup_container_stdio(self) -> tuple[tuple[socket.socket, socket.socket] | None, tuple[int, int, int]]:
+        """Create the init's stdio: a console socket pair when process.terminal, else pipes (stdin with open_stdin).
+
+        With a terminal the init makes the pty itself, inside the container (its /dev/pts/0), and sends us the
+        master; until then its stdio is /dev/null.
+        """
         process = self.spec.get("process", {})
         proc = self.container
         if process.get("terminal"):
             proc.tty = True
-            master, slave = os.openpty()
-            size = process.get("consoleSize") or {}
-            if size.get("height") and size.get("width"):
-                set_winsize(master, size["height"], size["width"])
-            proc.master = Stdio(proc, master, 1, True)
-            proc.stdin = proc.master
-            proc.outputs = [proc.master]
-            self.watch_stdio(proc.master)
-            for attach in self.attaches:
-                self.add_client(proc, attach)
-            return os.ttyname(slave), (slave, slave, slave)
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM), (null, null, null)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         if self.runtime.get("open_stdin"):
@@ -328,9 +358,14 @@ class Supervisor:
         proc.outputs = [Stdio(proc, out_r, 1, False), Stdio(proc, err_r, 2, False)]
         for io in proc.outputs + ([proc.stdin] if proc.stdin else []):
             self.watch_stdio(io)
-        for attach in self.attaches:
-            self.add_client(proc, attach)
         return None, (in_r, out_w, err_w)
+
+    def use_console(self, proc: Proc, master: int) -> None:
+        """Make a received pty master the process's output and stdin (the pty echoes and translates)."""
+        proc.master = Stdio(proc, master, 1, True)
+        proc.stdin = proc.master
+        proc.outputs = [proc.master]
+        self.watch_stdio(proc.master)
 
     @staticmethod
     def read_all(fd: int) -> bytes:
@@ -753,21 +788,13 @@ class Supervisor:
         detach = bool(msg.get("detach")) or not fds
         proc = Proc(exec_id, bool(process.get("terminal")))
         child_fds: list[int] = []
-        slave_path = None
+        console = None
         if proc.tty:
-            master, slave = os.openpty()
-            size = self.pending_resize.pop(exec_id, None)
-            if size is None:
-                cs = process.get("consoleSize") or {}
-                size = (cs.get("height") or 0, cs.get("width") or 0)
-            if size[0] and size[1]:
-                set_winsize(master, *size)
-            proc.master = Stdio(proc, master, 1, True)
-            proc.stdin = proc.master
-            proc.outputs = [proc.master]
-            slave_path = os.ttyname(slave)
-            stdio = (slave, slave, slave)
-            child_fds = [slave]
+            # The exec's init makes the pty in the container's devpts and sends the master back (see init).
+            console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            stdio = (null, null, null)
+            child_fds = [null]
         elif detach:
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             stdio = (null, null, null)
@@ -793,13 +820,18 @@ class Supervisor:
                 os.close(fd)
             if proc.stdin is not None and proc.stdin is not proc.master:
                 os.close(proc.stdin.fd)
+            for sock in console or ():
+                sock.close()
             return {"ok": False, "error": f"starting exec in container {self.cid}: {e.strerror}"}
         if pid == 0:
             os.close(err_r)
-            _child(init.exec_main, (self.container.pid, self.spec, process, stdio, slave_path, self.bpf, err_w), err_w)
+            console_fd = console[1].fileno() if console else None
+            _child(init.exec_main, (self.container.pid, self.spec, process, stdio, console_fd, self.bpf, err_w), err_w)
         os.close(err_w)
         for fd in child_fds:
             os.close(fd)
+        if console is not None:
+            self.receive_exec_console(proc, pid, console)
         proc.pid = pid
         proc.error_fd = err_r
         os.set_blocking(err_r, False)
@@ -814,6 +846,22 @@ class Supervisor:
                                          detach_keys=detach_keys(msg)))
         self.write_exec_record(proc)
         return {"ok": True, "pid": pid}
+
+    def receive_exec_console(self, proc: Proc, pid: int, console: tuple[socket.socket, socket.socket]) -> None:
+        """Wait for the exec's pty master; without one its error (on error_fd) is what the client gets."""
+        console[1].close()  # only the child holds its end now: EOF if it dies before sending the master
+        try:
+            master = receive_console(console[0])
+        except TimeoutError:
+            os.kill(pid, signal.SIGKILL)
+            proc.error = f"exec in container {self.cid}: no terminal within {CONSOLE_SECONDS:g}s".encode()
+            return
+        if master is None:
+            return  # the child failed before it made the pty; its error arrives on error_fd
+        self.use_console(proc, master)
+        size = self.pending_resize.pop(proc.exec_id or "", None)  # a resize that came before the exec op
+        if size and size[0] and size[1]:
+            set_winsize(master, *size)
 
     def on_exec_error(self, proc: Proc, mask: int) -> None:
         try:

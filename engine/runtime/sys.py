@@ -56,6 +56,10 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+# Pseudo-terminal ioctls termios lacks (asm-generic/ioctls.h, same numbers on x86_64 and aarch64).
+TIOCGPTN = 0x80045430  # the pty number of a /dev/ptmx master (ptsname)
+TIOCSPTLCK = 0x40045431  # lock/unlock the slave (unlockpt)
+
 SECCOMP_MODE_FILTER = 2
 SECCOMP_SET_MODE_FILTER = 1
 

@@ -8,6 +8,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -142,11 +143,9 @@ class Container:
     """A container started from a forked intermediate that unshared CLONE_NEWPID (the test process stays put)."""
 
     def __init__(self, bundle: Path, spec: dict, bpf: bytes | None, stdin: bytes = b"", tty: bool = False) -> None:
-        # With tty, the container gets a pty slave (as the supervisor would pass) and output is read off the master.
-        pty_slave = None
-        if tty:
-            master, slave = os.openpty()
-            pty_slave = os.ttyname(slave)
+        # With tty, the init gets a console socket (as the supervisor passes), makes the pty inside the container
+        # and sends back the master, off which the output is read.
+        console = socket.socketpair() if tty else None
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe()
@@ -160,9 +159,12 @@ class Container:
                 child = os.fork()
                 if child == 0:
                     os.close(st_w)
-                    init.container_main(bundle, spec, (in_r, out_w, out_w), pty_slave, bpf, err_w)
+                    init.container_main(bundle, spec, (in_r, out_w, out_w), console[1].fileno() if console else None,
+                                        bpf, err_w)  # fmt: skip
                 for fd in (out_w, err_w, in_r):
                     os.close(fd)
+                if console:
+                    console[1].close()  # only the init may hold it: EOF when it dies before sending the master
                 os.write(st_w, f"{child}\n".encode())
                 _, status = os.waitpid(child, 0)
                 os.write(st_w, f"{status}\n".encode())
@@ -172,11 +174,12 @@ class Container:
                 os._exit(0)
         for fd in (out_w, err_w, st_w, in_r):
             os.close(fd)
-        if tty:
-            # Read the pty master instead of the (unused) pipe; EIO on the master means the slave side is gone.
-            os.close(slave)
-            os.close(out_r)
-            out_r = master
+        if console:
+            master = receive_master(console)
+            if master is not None:
+                # Read the pty master instead of the (unused) pipe; EIO on the master: the slave side is gone.
+                os.close(out_r)
+                out_r = master
         if stdin:
             os.write(in_w, stdin)
         os.close(in_w)
@@ -251,8 +254,37 @@ def run(bundle: Path, spec: dict, bpf: bytes | None = None, timeout: float = 20,
         c.kill()
 
 
-def exec_in(container: Container, spec: dict, process: dict, bpf: bytes | None = None, timeout: float = 10) -> Result:
+def receive_master(console: tuple[socket.socket, socket.socket], timeout: float = 10) -> int | None:
+    """Close our copy of the init's end, then receive the pty master it sends (None: it died before sending)."""
+    ours, theirs = console
+    theirs.close()
+    ours.settimeout(timeout)
+    try:
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    finally:
+        ours.close()
+    return fds[0] if fds else None
+
+
+def _read_output(fd: int, deadline: float) -> bytes:
+    output = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO from a pty master: every slave fd is closed
+                chunk = b""
+            if not chunk:
+                break
+            output += chunk
+    return output
+
+
+def exec_in(container: Container, spec: dict, process: dict, bpf: bytes | None = None, timeout: float = 10,
+            tty: bool = False) -> Result:  # fmt: skip
     """Run exec_main in a child that entered the container's pid namespace first (as the supervisor's would be)."""
+    console = socket.socketpair() if tty else None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     st_r, st_w = os.pipe()
@@ -267,9 +299,12 @@ def exec_in(container: Container, spec: dict, process: dict, bpf: bytes | None =
             child = os.fork()
             if child == 0:
                 null = os.open("/dev/null", os.O_RDONLY)
-                init.exec_main(container.init_pid, spec, process, (null, out_w, out_w), None, bpf, err_w)
+                init.exec_main(container.init_pid, spec, process, (null, out_w, out_w),
+                               console[1].fileno() if console else None, bpf, err_w)  # fmt: skip
             os.close(out_w)
             os.close(err_w)
+            if console:
+                console[1].close()
             _, status = os.waitpid(child, 0)
             os.write(st_w, f"{status}\n".encode())
         except BaseException as e:  # noqa: BLE001
@@ -278,15 +313,13 @@ def exec_in(container: Container, spec: dict, process: dict, bpf: bytes | None =
             os._exit(0)
     for fd in (out_w, err_w, st_w):
         os.close(fd)
-    output = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([out_r], [], [], 0.2)
-        if ready:
-            chunk = os.read(out_r, 65536)
-            if not chunk:
-                break
-            output += chunk
+    if console:
+        master = receive_master(console, timeout)
+        if master is not None:
+            os.close(out_r)
+            out_r = master
+    output = _read_output(out_r, deadline)
     error = os.read(err_r, 65536)
     with os.fdopen(st_r) as f:
         status = f.readline().strip()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -11,7 +10,6 @@ import signal
 import socket
 import struct
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -26,12 +24,15 @@ ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TER
 
 # ---- a trivial init: exec the command without isolation (tests the supervisor's event loop alone) -------------
 
-def _exec(process: dict, stdio: tuple[int, int, int], pty_slave: str | None, error_fd: int):
+def _exec(process: dict, stdio: tuple[int, int, int], console_sock: int | None, error_fd: int):
     args = process["args"]
     try:
-        if pty_slave:
-            os.setsid()
-            fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
+        if console_sock is not None:
+            # The real init's pty dance, on the host's /dev/ptmx: sends the master, makes the slave fds 0, 1, 2.
+            from engine.runtime.init import setup_console
+
+            setup_console(console_sock, process, mount_console=False)
+            stdio = (0, 1, 2)
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)  # dup2 clears close-on-exec on the target
         os.chdir(process.get("cwd") or "/")
@@ -42,12 +43,12 @@ def _exec(process: dict, stdio: tuple[int, int, int], pty_slave: str | None, err
         os._exit(126 if e.errno == 13 else 127)
 
 
-def fake_container_main(bundle, spec, stdio, pty_slave, seccomp_bpf, error_fd):
-    _exec(spec["process"], stdio, pty_slave, error_fd)
+def fake_container_main(bundle, spec, stdio, console_sock, seccomp_bpf, error_fd):
+    _exec(spec["process"], stdio, console_sock, error_fd)
 
 
-def fake_exec_main(init_pid, spec, process, stdio, pty_slave, seccomp_bpf, error_fd):
-    _exec(process, stdio, pty_slave, error_fd)
+def fake_exec_main(init_pid, spec, process, stdio, console_sock, seccomp_bpf, error_fd):
+    _exec(process, stdio, console_sock, error_fd)
 
 
 def run_fake_launcher() -> None:

@@ -3,6 +3,7 @@
 import errno
 import os
 import resource
+import socket
 
 import pytest
 
@@ -105,9 +106,31 @@ def test_container_main_reports_failures_on_error_fd_and_exits_127():
     if pid == 0:
         os.close(r)
         # No mount namespace: refused before anything is changed on the host.
-        init.container_main("/nonexistent", {"linux": {"namespaces": [{"type": "pid"}]}}, (0, 1, 2), None, None, w)
+        init.container_main("/nonexistent", {"linux": {"namespaces": [{"type": "pid"}]}}, (0, 1, 2),
+                            console_sock=None, seccomp_bpf=None, error_fd=w)  # fmt: skip
     os.close(w)
     message = os.read(r, 4096).decode()
     os.close(r)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 127
     assert message == 'a mount namespace is required (linux.namespaces has no "mount")'
+
+
+def test_a_tty_init_that_fails_before_its_console_leaves_eof_on_the_socket_and_its_error_on_error_fd():
+    ours, theirs = socket.socketpair()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        ours.close()
+        spec = {"process": {"terminal": True}, "linux": {"namespaces": [{"type": "pid"}]}}
+        init.container_main("/nonexistent", spec, (0, 1, 2), theirs.fileno(), None, w)
+    os.close(w)
+    theirs.close()
+    ours.settimeout(10)
+    msg, fds, _, _ = socket.recv_fds(ours, 1, 1)
+    ours.close()
+    message = os.read(r, 4096).decode()
+    os.close(r)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 127
+    assert (msg, fds) == (b"", [])
+    assert message.startswith("a mount namespace is required")
