@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 from engine.containers import seccomp_profile
 from engine.containers.signals import parse_signal
 from engine.errors import ContainerStartError, InvalidParameter, SystemFailure
+from engine.runtime.caps import CAP_NAMES
 
 # ------------------------------------------------------------------------------------------- Docker's defaults
 
@@ -25,16 +26,8 @@ MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 IN_CONTAINER_INIT = "/sbin/docker-init"  # moby's inContainerInitPath
 
-# Index = bit number (linux/capability.h), up to CAP_CHECKPOINT_RESTORE (Linux 5.9).
-CAPABILITIES = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-]  # fmt: skip
+# Index = bit number (linux/capability.h): one table for the engine, kept by the runtime.
+CAPABILITIES = CAP_NAMES
 
 # moby oci/caps DefaultCapabilities, in moby's order.
 DEFAULT_CAPS = [

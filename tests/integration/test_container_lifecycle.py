@@ -5,17 +5,10 @@ import time
 
 import pytest
 
+from tests.integration.polling import wait_for
+
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
-
-def wait_for(fn, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    return fn()
 
 
 def test_detached_container_lifecycle(engine):

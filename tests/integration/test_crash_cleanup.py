@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.integration.polling import wait_for
+
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
 
@@ -20,14 +22,6 @@ def cgroup_dirs(engine, cid):
     return [d for d in ("memory", "pids", "freezer", "cpu")
             if os.path.isdir(f"/sys/fs/cgroup/{d}/{engine.cgroup_parent}/{cid}")]
 
-
-def wait_for(fn, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if fn():
-            return True
-        time.sleep(0.1)
-    return fn()
 
 
 def test_killed_supervisor_marks_the_container_exited_and_removes_its_cgroup(engine):

@@ -5,20 +5,14 @@ import time
 
 import pytest
 
+from tests.integration.polling import wait_for
+
 pytestmark = [pytest.mark.root, pytest.mark.integration]
 
 
 def inspect(engine, name):
     return json.loads(engine.docker("inspect", name).stdout)[0]
 
-
-def wait_for(fn, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if fn():
-            return True
-        time.sleep(0.1)
-    return fn()
 
 
 def test_on_failure_restarts_up_to_the_limit(engine):
