@@ -252,8 +252,13 @@ def read_entries(path: Path, since_ns: int | None = None, until_ns: int | None =
 
 
 def follow_entries(path: Path, is_running: Callable[[], bool], since_ns: int | None = None,
-                   until_ns: int | None = None, tail: int | None = None, poll: float = 0.05) -> Iterator[Entry]:
-    """Yield the history, then new entries as they are written, until is_running() is false and all is read."""
+                   until_ns: int | None = None, tail: int | None = None, poll: float = 0.05,
+                   idle_tick: float | None = None) -> Iterator[Entry]:
+    """Yield the history, then new entries as they are written, until is_running() is false and all is read.
+
+    With idle_tick, yield (None, b"", 0) after that many seconds without output, so a streaming caller gets
+    a chance to notice that its client has gone.
+    """
     path = Path(path)
     f = None
     inode = None
@@ -292,6 +297,7 @@ def follow_entries(path: Path, is_running: Callable[[], bool], since_ns: int | N
         if until_ns is not None and time.time_ns() > until_ns:
             return
 
+        idle_since = time.monotonic()
         while True:
             running = is_running()  # sample before reading so the last writes before exit are not missed
             new = b""
@@ -317,8 +323,12 @@ def follow_entries(path: Path, is_running: Callable[[], bool], since_ns: int | N
                 elif not running or (until_ns is not None and time.time_ns() > until_ns):
                     return
                 else:
+                    if idle_tick is not None and time.monotonic() - idle_since >= idle_tick:
+                        idle_since = time.monotonic()
+                        yield (None, b"", 0)  # type: ignore[misc]
                     time.sleep(poll)
                     continue
+            idle_since = time.monotonic()
             data = pending + new
             cut = data.rfind(b"\n") + 1
             pending = data[cut:]

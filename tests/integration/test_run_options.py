@@ -66,3 +66,27 @@ def test_attach_to_a_running_container_streams_its_output(engine):
         assert "late-line" in out.stdout
     finally:
         d("rm", "-f", "att")
+
+
+def test_start_attach_shows_the_output_of_a_created_container(engine):
+    d = engine.docker
+    d("create", "--name", "sa", "busybox", "sh", "-c", "echo attached-start; exit 6")
+    try:
+        out = d("start", "-a", "sa")
+        assert out.stdout == "attached-start\n"
+        assert out.returncode == 6
+    finally:
+        d("rm", "-f", "sa")
+
+
+def test_stats_stream_yields_one_sample_per_second(engine):
+    client = engine.client()
+    c = client.containers.run("busybox", ["sleep", "100"], detach=True, name="statsy")
+    try:
+        stream = c.stats(stream=True, decode=True)
+        first, second = next(stream), next(stream)
+        assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]
+        assert second["pids_stats"]["current"] == 1
+        assert second["memory_stats"]["usage"] > 0
+    finally:
+        c.remove(force=True)

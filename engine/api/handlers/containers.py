@@ -196,7 +196,7 @@ def _logs_response(c, stdout, stderr, since=None, until=None, tail=None, follow=
     def body():
         if follow and c.is_running:
             entries = logfile.follow_entries(path, lambda: c.is_running, since_ns=since, until_ns=until,
-                                             tail=tail)
+                                             tail=tail, idle_tick=1.0)
         else:
             entries = logfile.read_entries(path, since_ns=since, until_ns=until, tail=tail)
         for stream, data, t_ns in entries:

@@ -104,3 +104,15 @@ def test_follow_waits_for_a_log_that_does_not_exist_yet(tmp_path):
     got = list(follow_entries(path, lambda: state["running"], poll=0.01))
     thread.join()
     assert [(s, d) for s, d, _ in got] == [("stderr", b"late\n")]
+
+
+def test_follow_yields_idle_ticks_while_nothing_is_written(tmp_path):
+    import itertools
+    from engine.runtime.logfile import LogWriter, follow_entries
+    path = tmp_path / "container-json.log"
+    w = LogWriter(path, 1 << 20, 2)
+    w.write("stdout", b"one\n", 1)
+    got = list(itertools.islice(follow_entries(path, lambda: True, poll=0.01, idle_tick=0.05), 3))
+    w.close()
+    assert got[0] == ("stdout", b"one\n", 1)
+    assert got[1][0] is None and got[2][0] is None
