@@ -177,7 +177,39 @@ def matches_filters(c: Container, filters: dict[str, list[str]], by_ref) -> bool
             return False
     if "health" in f and "none" not in f["health"]:
         return False
+    if "network" in f and (c.host_config.get("NetworkMode") or "bridge") not in f["network"]:
+        return False
+    if "expose" in f and not _ports_match(f["expose"], (c.config.get("ExposedPorts") or {}).keys()):
+        return False
+    if "publish" in f and not _ports_match(f["publish"], (c.host_config.get("PortBindings") or {}).keys()):
+        return False
+    if "volume" in f:
+        binds = c.host_config.get("Binds") or []
+        places = {part for b in binds for part in b.split(":")[:2]}
+        places |= {m.get(k, "") for m in c.host_config.get("Mounts") or [] for k in ("Source", "Target")}
+        if not places & set(f["volume"]):
+            return False
+    if "is-task" in f and "true" in f["is-task"]:
+        return False
     return True
+
+
+def _ports_match(wanted: list[str], ports) -> bool:
+    """Match `80`, `80/tcp` or a range `8000-8080/tcp` against `<port>/<proto>` keys."""
+    have = set()
+    for key in ports:
+        port, _, proto = key.partition("/")
+        have.add((int(port), proto or "tcp"))
+    for w in wanted:
+        spec, _, proto = w.partition("/")
+        lo, _, hi = spec.partition("-")
+        try:
+            lo_n, hi_n = int(lo), int(hi or lo)
+        except ValueError:
+            raise InvalidParameter(f"invalid filter value {w!r}: expected a port or a port range")
+        if any(lo_n <= p <= hi_n and (not proto or proto == pr) for p, pr in have):
+            return True
+    return False
 
 
 def top(c: Container, ps_args: str, pids: list[int]) -> dict:

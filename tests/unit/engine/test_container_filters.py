@@ -60,3 +60,26 @@ def test_until_accepts_go_durations_and_timestamps():
     assert _until_cutoff("1700000000") == 1700000000
     with pytest.raises(InvalidParameter):
         _until_cutoff("yesterday")
+
+
+def test_expose_filter_matches_ports_and_ranges():
+    c = make("a")
+    c.config["ExposedPorts"] = {"80/tcp": {}, "53/udp": {}}
+    assert match(c, expose=["80"])
+    assert match(c, expose=["50-60/udp"])
+    assert not match(c, expose=["53/tcp"])
+
+
+def test_network_filter_matches_the_network_mode():
+    c = make("a")
+    c.host_config["NetworkMode"] = "none"
+    assert match(c, network=["none"])
+    assert not match(c, network=["bridge"])
+
+
+def test_volume_filter_matches_bind_sources_and_targets():
+    c = make("a")
+    c.host_config["Binds"] = ["data:/var/lib/data:ro"]
+    assert match(c, volume=["data"])
+    assert match(c, volume=["/var/lib/data"])
+    assert not match(c, volume=["other"])
