@@ -26,13 +26,19 @@ DEFAULT_CAPS = [
 ]  # fmt: skip
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """Return the highest capability number the running kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAP_NAMES) - 1
+    """Return the highest capability number the running kernel knows (read once per process tree: warm_up)."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap = int(f.read())
+        except OSError:
+            return len(CAP_NAMES) - 1  # not cached: a later call may be able to read it
+    return _last_cap
 
 
 def to_mask(names: Iterable[str] | None, last: int | None = None) -> int:

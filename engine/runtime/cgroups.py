@@ -93,15 +93,53 @@ def detect(mounts: list[MountInfo]) -> Layout:
     return Layout(version=2, v2=root)
 
 
-def load_layout(mountinfo: str = "/proc/self/mountinfo") -> Layout:
-    """Detect the cgroup layout from a mountinfo file."""
+HOST_MOUNTINFO = "/proc/self/mountinfo"
+_host_layout: Layout | None = None
+
+
+def load_layout(mountinfo: str = HOST_MOUNTINFO) -> Layout:
+    """Detect the cgroup layout from a mountinfo file (this host's is parsed once per process tree, see host_layout)."""
+    if mountinfo == HOST_MOUNTINFO:
+        return host_layout()
     with open(mountinfo) as f:
         return detect(parse_mountinfo(f.read()))
 
 
+def host_layout() -> Layout:
+    """This host's cgroup layout, parsed from /proc/self/mountinfo on first use and kept for the process's life.
+
+    Where the cgroup filesystems are mounted is a host fact that does not change while dockweb runs; caching it
+    in the launcher before it forks (warm_up) spares every container init and exec the parse.
+    """
+    global _host_layout
+    if _host_layout is None:
+        with open(HOST_MOUNTINFO) as f:
+            _host_layout = detect(parse_mountinfo(f.read()))
+    return _host_layout
+
+
 def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
+    # os-level like _write_file: the init reads cpuset files, and text I/O would be most of the cost.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode().strip()
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC  # what open(path, "w") does
+
+
+def _write_file(path: str, value: str) -> None:
+    # os-level, not open(): a cgroup write is one write(2); the text I/O stack costs more than the syscalls.
+    fd = os.open(path, _WRITE_FLAGS, 0o644)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def _read_int(path: str, default: int = 0) -> int:
@@ -141,7 +179,7 @@ class Cgroup:
         self.version = layout.version
 
     @classmethod
-    def open(cls, path: str, mountinfo: str = "/proc/self/mountinfo") -> "Cgroup":
+    def open(cls, path: str, mountinfo: str = HOST_MOUNTINFO) -> "Cgroup":
         """Open (not create) the cgroup at path in this host's layout."""
         return cls(path, load_layout(mountinfo))
 
@@ -168,8 +206,7 @@ class Cgroup:
     def _write(self, controller: str, name: str, value: object) -> None:
         path = self._file(controller, name)
         try:
-            with open(path, "w") as f:
-                f.write(str(value))
+            _write_file(path, str(value))
         except OSError as e:
             raise SystemFailure(f"setting {name}={value} for cgroup {self.path}: {e.strerror}") from e
 
@@ -195,21 +232,9 @@ class Cgroup:
             self.set(resources)
 
     def _create_v1(self) -> None:
+        cpuset = self.layout.v1.get("cpuset")
         for mp in self.layout.v1_options:
-            current = mp
-            for part in self.path.split("/"):
-                parent, current = current, os.path.join(current, part)
-                if os.path.isdir(current):
-                    continue
-                os.mkdir(current, 0o755)
-                if mp == self.layout.v1.get("cpuset"):
-                    # A new v1 cpuset starts with empty cpus/mems and refuses tasks until they are set.
-                    for name in ("cpuset.cpus", "cpuset.mems"):
-                        mine = os.path.join(current, name)
-                        if os.path.exists(mine) and _read(mine):
-                            continue
-                        with open(mine, "w") as f:
-                            f.write(_read(os.path.join(parent, name)))
+            _mkdir_v1(mp, self.path, mp == cpuset)
 
     def _create_v2(self) -> None:
         current = self.layout.v2
@@ -271,8 +296,7 @@ class Cgroup:
         if pids.get("limit") is not None:
             self._write("pids", "pids.max", "max" if pids["limit"] <= 0 else pids["limit"])
         if r.get("devices") and self.dir("devices"):
-            for rule in r["devices"]:
-                self._write("devices", "devices.allow" if rule.get("allow") else "devices.deny", device_rule(rule))
+            self._write_device_rules(r["devices"])
         blkio = r.get("blockIO") or {}
         if blkio.get("weight"):
             name = "blkio.weight" if self.has("blkio", "blkio.weight") else "blkio.bfq.weight"
@@ -280,6 +304,22 @@ class Cgroup:
         for key, name in BLKIO_THROTTLE_V1.items():
             for dev in blkio.get(key) or ():
                 self._write("blkio", name, f"{dev['major']}:{dev['minor']} {dev['rate']}")
+
+    def _write_device_rules(self, rules: list[dict]) -> None:
+        # One open fd per file and one write(2) per rule (the kernel parses one rule per write and strips the
+        # newline), in the order v1_device_writes gives: the same resulting allow-list as the spec's rules.
+        fds: dict[str, int] = {}
+        try:
+            for name, line in v1_device_writes(rules):
+                try:
+                    if name not in fds:
+                        fds[name] = os.open(self._file("devices", name), _WRITE_FLAGS, 0o644)
+                    os.write(fds[name], f"{line}\n".encode())
+                except OSError as e:
+                    raise SystemFailure(f"setting {name}={line} for cgroup {self.path}: {e.strerror}") from e
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def _set_v2(self, r: dict) -> None:
         mem = r.get("memory") or {}
@@ -336,8 +376,7 @@ class Cgroup:
         """Move a process (all its threads) into this cgroup in every hierarchy."""
         for d in self.dirs():
             try:
-                with open(os.path.join(d, "cgroup.procs"), "w") as f:
-                    f.write(str(pid))
+                _write_file(os.path.join(d, "cgroup.procs"), str(pid))
             except OSError as e:
                 raise SystemFailure(f"adding process {pid} to cgroup {d}: {e.strerror}") from e
 
@@ -353,8 +392,7 @@ class Cgroup:
             return
         for d in self.dirs():
             try:
-                with open(os.path.join(d, "tasks"), "w") as f:
-                    f.write("0")
+                _write_file(os.path.join(d, "tasks"), "0")
             except OSError as e:
                 raise SystemFailure(f"adding process {os.getpid()} to cgroup {d}: {e.strerror}") from e
 
@@ -537,6 +575,42 @@ class Cgroup:
                 _rmdir_retry(path, timeout)
 
 
+def _mkdir_v1(mount_point: str, path: str, cpuset: bool) -> None:
+    """mkdir path (and its missing parents) in one v1 hierarchy; a new cpuset gets its parent's cpus and mems.
+
+    The leaf is tried first: its parent (e.g. "dockweb") exists for every container but the first, so this is
+    usually one mkdir(2) per hierarchy. An existing directory is left as it is.
+    """
+    full = os.path.join(mount_point, path)
+    try:
+        os.mkdir(full, 0o755)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if not parent:
+            raise  # the hierarchy's mount point itself is gone
+        _mkdir_v1(mount_point, parent, cpuset)
+        try:
+            os.mkdir(full, 0o755)
+        except FileExistsError:
+            return
+    if cpuset:
+        _inherit_cpuset(mount_point, path)
+
+
+def _inherit_cpuset(mount_point: str, path: str) -> None:
+    # A new v1 cpuset starts with empty cpus/mems and refuses tasks until they are set. A parent another start
+    # created a moment ago may still be empty: fill it first (same values, so racing writers agree).
+    parent = os.path.dirname(path)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        value = _read(os.path.join(mount_point, parent, name))
+        if not value and parent:
+            _inherit_cpuset(mount_point, parent)
+            value = _read(os.path.join(mount_point, parent, name))
+        _write_file(os.path.join(mount_point, path, name), value)
+
+
 def _rmdir_retry(path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -575,7 +649,42 @@ def device_rule(rule: dict) -> str:
     return f"{kind} {num(rule.get('major'))}:{num(rule.get('minor'))} {rule.get('access') or 'rwm'}"
 
 
-def list_children(parent: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+def v1_device_writes(rules: list[dict]) -> list[tuple[str, str]]:
+    """The (file, line) writes that give a v1 devices cgroup the allow-list of these OCI rules, duplicates removed.
+
+    With a deny-all rule (Docker's list starts with one), the kernel keeps a default-deny behaviour plus a list of
+    exceptions: an allow adds (or widens) the exception of exactly that type:major:minor, a deny takes access away
+    from exactly that entry (not from wildcards). Replaying that gives the final exceptions, written after the
+    deny-all. Docker's list followed by runc's implicit allows thus takes 13 writes instead of 19. Without a
+    deny-all, when an allow-all comes last, or with a rule the kernel would refuse (its error must show), the rules
+    are written as given (the kernel's allow-all copies the parent's exceptions, which this does not model).
+    """
+    last_all = max((i for i, r in enumerate(rules) if (r.get("type") or "a") == "a"), default=-1)
+    if last_all < 0 or rules[last_all].get("allow") or not all(map(_plain_rule, rules[last_all + 1 :])):
+        return [("devices.allow" if r.get("allow") else "devices.deny", device_rule(r)) for r in rules]
+    exceptions: dict[str, set[str]] = {}  # "c 1:3" -> access, in first-allowed order
+    for rule in rules[last_all + 1 :]:
+        key, _, access = device_rule(rule).rpartition(" ")
+        if rule.get("allow"):
+            exceptions.setdefault(key, set()).update(access)
+        elif key in exceptions:
+            exceptions[key].difference_update(access)
+            if not exceptions[key]:
+                del exceptions[key]
+    writes = [("devices.deny", "a")]
+    for key, access in exceptions.items():
+        writes.append(("devices.allow", f"{key} {''.join(c for c in 'rwm' if c in access)}"))
+    return writes
+
+
+def _plain_rule(rule: dict) -> bool:
+    # A rule the kernel accepts as written: c or b, numeric or wildcard major:minor, access within "rwm".
+    numbers = (rule.get("major"), rule.get("minor"))
+    numbers_ok = all(v is None or (type(v) is int) for v in numbers)
+    return rule.get("type") in ("c", "b") and numbers_ok and set(rule.get("access") or "rwm") <= set("rwm")
+
+
+def list_children(parent: str, mountinfo: str = HOST_MOUNTINFO) -> list[str]:
     """List "<parent>/<name>" for every child cgroup of parent in any hierarchy (stale cleanup at daemon start)."""
     cg = Cgroup(parent, load_layout(mountinfo))
     names: set[str] = set()

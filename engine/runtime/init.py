@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import resource
 import signal
@@ -11,15 +12,14 @@ import socket
 import stat
 import struct
 import termios
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import NoReturn
 
 from engine.errors import EngineError
 from engine.runtime import caps, mounts, namespaces
 from engine.runtime import seccomp as seccomp_mod
 from engine.runtime import sys as linux
-from engine.runtime.cgroups import Cgroup, load_layout
+from engine.runtime.cgroups import Cgroup, host_layout
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 OVERLAY_ANNOTATION = "dockweb.rootfs.overlay"
@@ -42,17 +42,29 @@ def _go_error(e: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-@contextmanager
-def step(what: str) -> Iterator[None]:
-    """Turn a failure inside one init step into an InitError that says which step failed."""
-    try:
-        yield
-    except InitError:
-        raise
-    except OSError as e:
-        raise InitError(f"{what}: {_go_error(e)}", 126 if e.errno == errno.EACCES else 127) from e
-    except EngineError as e:
-        raise InitError(f"{what}: {e.message}") from e
+class step:
+    """Turn a failure inside one init step into an InitError that says which step failed.
+
+    A plain class rather than a @contextmanager generator: the init enters some 25 steps, and this is the
+    cheap way (no generator and wrapper object per step).
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, e: BaseException | None, tb: object) -> bool:
+        if isinstance(e, InitError) or e is None:
+            return False
+        if isinstance(e, OSError):
+            raise InitError(f"{self.what}: {_go_error(e)}", 126 if e.errno == errno.EACCES else 127) from e
+        if isinstance(e, EngineError):
+            raise InitError(f"{self.what}: {e.message}") from e
+        return False
 
 
 def _fail(error_fd: int, message: str, code: int) -> NoReturn:
@@ -62,6 +74,22 @@ def _fail(error_fd: int, message: str, code: int) -> NoReturn:
         os._exit(code)
 
 
+def warm_up() -> None:
+    """Compute the host facts every init and exec needs once, in the process that forks them (the launcher).
+
+    Forked children inherit them instead of each re-reading /proc: the cgroup layout (mountinfo), the kernel's
+    last capability, the libc symbols. Never fails: whatever cannot be computed here is computed (and its error
+    reported) by the init.
+    """
+    # The last three only read: they run the ctypes, socket and ioctl code once, here, instead of in each child.
+    for fact in (host_layout, caps.last_cap, linux.resolve, linux.capget, namespaces.loopback_is_up,
+                 lambda: linux.prctl(linux.PR_GET_NO_NEW_PRIVS)):  # fmt: skip
+        try:
+            fact()
+        except (OSError, EngineError):
+            pass
+
+
 def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], console_sock: int | None,
                    seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
     """Turn this forked child (pid 1 of a new pid namespace) into the container's process; never returns.
@@ -69,6 +97,9 @@ def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], consol
     With console_sock (process.terminal), the init makes its pty in the container's own devpts and sends the
     master over that socket (runc's console socket); stdio is then only used until the pty replaces it.
     """
+    # This process execs or exits within milliseconds: a collection would only walk (and so copy) the forking
+    # parent's objects.
+    gc.disable()
     try:
         _container_init(Path(bundle), spec, stdio, console_sock, seccomp_bpf, error_fd)
         raise InitError("container init returned without exec")
@@ -81,6 +112,7 @@ def container_main(bundle: Path, spec: dict, stdio: tuple[int, int, int], consol
 def exec_main(init_pid: int, spec: dict, process: dict, stdio: tuple[int, int, int], console_sock: int | None,
               seccomp_bpf: bytes | None, error_fd: int) -> NoReturn:  # fmt: skip
     """Join a running container (cgroup, namespaces) and exec process in it; never returns."""
+    gc.disable()  # as in container_main
     try:
         _exec_init(init_pid, spec, process, stdio, console_sock, seccomp_bpf, error_fd)
         raise InitError("exec init returned without exec")
@@ -250,7 +282,7 @@ def setup_rootfs(bundle: Path, spec: dict) -> str:
     hierarchies = None
     if any(m.get("type") == "cgroup" for m in spec_mounts):
         with step("reading the cgroup layout"):
-            hierarchies = load_layout().hierarchies()
+            hierarchies = host_layout().hierarchies()
     for m in spec_mounts:
         with step(f"mounting {m.get('type') or 'bind'} on {m.get('destination')}"):
             mounts.mount_entry(rootfs, m, str(bundle), hierarchies)
@@ -338,8 +370,11 @@ def apply_sysctls(sysctls: dict[str, str]) -> None:
     for key, value in sysctls.items():
         path = "/proc/sys/" + key.replace(".", "/")
         with step(f"setting sysctl {key}"):
-            with open(path, "w") as f:
-                f.write(str(value))
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(value).encode())
+            finally:
+                os.close(fd)
 
 
 def apply_rlimits(rlimits: list[dict]) -> None:
@@ -366,11 +401,12 @@ def apply_rlimits(rlimits: list[dict]) -> None:
 
 def set_oom_score_adj(value: int) -> None:
     """Write /proc/self/oom_score_adj unless it already has that value (lowering it needs CAP_SYS_RESOURCE)."""
-    with open("/proc/self/oom_score_adj") as f:
-        if int(f.read()) == value:
-            return
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    fd = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        if int(os.read(fd, 32)) != value:
+            os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
 
 
 def _chdir(cwd: str) -> None:
@@ -407,6 +443,12 @@ def set_user_and_caps(user: dict, capabilities: dict, cwd: str = "/") -> None:
 
 def mark_fds_cloexec(keep: tuple[int, ...] = (0, 1, 2)) -> None:
     """Set FD_CLOEXEC on every fd but keep, so nothing of the supervisor leaks into the container."""
+    if keep == (0, 1, 2):
+        try:
+            linux.close_range(3, 0xFFFFFFFF, linux.CLOSE_RANGE_CLOEXEC)  # one syscall for every fd from 3 up
+            return
+        except OSError:
+            pass  # before Linux 5.11: one fd at a time
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd in keep:
@@ -445,6 +487,10 @@ def look_path(name: str, path_env: str) -> str:
         return name
     for d in path_env.split(":"):
         candidate = os.path.join(d or ".", name)
-        if _check_executable(candidate) is None:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue  # as Go: a miss (or an unreadable directory) moves on to the next PATH entry
+        if not stat.S_ISDIR(st.st_mode) and st.st_mode & 0o111:
             return candidate
     raise InitError(f'exec: "{name}": executable file not found in $PATH', 127)

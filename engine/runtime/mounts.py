@@ -198,7 +198,10 @@ def mount_cgroup(dest: str, flags: int, hierarchies: list[tuple[str, str]]) -> N
     linux.mount("tmpfs", dest, "tmpfs", tmpfs_flags, "mode=755")
     for name, subsystems in hierarchies:
         sub = os.path.join(dest, name)
-        os.makedirs(sub, exist_ok=True)
+        try:
+            os.mkdir(sub, 0o755)  # in the empty tmpfs just mounted: no parents to make
+        except FileExistsError:
+            pass
         linux.mount("cgroup", sub, "cgroup", fs_flags, subsystems)
     if flags & linux.MS_RDONLY:
         linux.mount("tmpfs", dest, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | tmpfs_flags, None)
@@ -208,19 +211,27 @@ def create_devices(rootfs: str, devices: list[dict]) -> None:
     """mknod runc's default devices plus the spec's linux.devices under rootfs/dev."""
     wanted = {d["path"]: d for d in DEFAULT_DEVICES}
     wanted.update({d["path"]: d for d in devices or ()})
+    made_dirs: set[str] = set()
     old_umask = os.umask(0)  # fileMode is exact; do not let the umask trim it
     try:
         for dev in wanted.values():
             dest = secure_join(rootfs, dev["path"])
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            if os.path.lexists(dest):
-                os.unlink(dest)
+            parent = os.path.dirname(dest)
+            if parent not in made_dirs:
+                os.makedirs(parent, exist_ok=True)
+                made_dirs.add(parent)
             mode = dev.get("fileMode")
             mode = 0o666 if mode is None else mode
             kind = DEVICE_TYPES.get(dev.get("type", "c"))
             if kind is None:
                 raise OSError(errno.EINVAL, f"unknown device type {dev.get('type')!r} for {dev['path']}")
-            os.mknod(dest, (mode & 0o7777) | kind, os.makedev(dev.get("major", 0), dev.get("minor", 0)))
+            number = os.makedev(dev.get("major", 0), dev.get("minor", 0))
+            try:
+                os.mknod(dest, (mode & 0o7777) | kind, number)
+            except FileExistsError:
+                # Whatever the image has there (a file, a symlink, a stale node) is replaced, not followed.
+                os.unlink(dest)
+                os.mknod(dest, (mode & 0o7777) | kind, number)
             os.chmod(dest, mode & 0o7777)
             os.chown(dest, dev.get("uid") or 0, dev.get("gid") or 0)
     finally:
@@ -274,6 +285,23 @@ def pivot_root(rootfs: str) -> None:
 
 def mask_path(path: str) -> None:
     """Hide path: /dev/null over a file, an empty read-only tmpfs over a directory; missing paths are skipped."""
+    # A stat picks the right mount first (a directory would refuse the /dev/null bind with ENOTDIR); the mount
+    # errors still decide, so a path that changes kind in between is masked all the same.
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    except OSError:
+        is_dir = False  # let the mount say what is wrong
+    if is_dir:
+        try:
+            linux.mount("tmpfs", path, "tmpfs", linux.MS_RDONLY)
+            return
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return
+            if e.errno != errno.ENOTDIR:
+                raise
     try:
         linux.mount("/dev/null", path, None, linux.MS_BIND)
     except OSError as e:

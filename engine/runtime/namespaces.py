@@ -77,16 +77,28 @@ def join_process(pid: int, kinds: list[str] = EXEC_JOIN_ORDER) -> None:
     for kind in kinds:
         path = f"/proc/{pid}/ns/{NAMESPACES[kind][1]}"
         # Joining a namespace we are already in is harmless, but skip it: it may be refused (e.g. mnt with chroot).
-        if os.path.exists(path) and os.stat(path).st_ino == os.stat(f"/proc/self/ns/{NAMESPACES[kind][1]}").st_ino:
-            continue
-        joins.append((kind, path))
+        try:
+            same = os.stat(path).st_ino == os.stat(f"/proc/self/ns/{NAMESPACES[kind][1]}").st_ino
+        except FileNotFoundError:
+            same = False  # opening it below fails with the error to report
+        if not same:
+            joins.append((kind, path))
     join_paths(joins)
 
 
 def loopback_up() -> None:
     """Set IFF_UP on lo in the current network namespace (a new netns starts with lo down)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        flags = _lo_flags(s)
         if not flags & IFF_UP:
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def loopback_is_up() -> bool:
+    """Tell whether lo is up in the current network namespace (read-only: warm_up runs it in the host's)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        return bool(_lo_flags(s) & IFF_UP)
+
+
+def _lo_flags(s: socket.socket) -> int:
+    return struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]

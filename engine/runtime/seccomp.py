@@ -23,7 +23,8 @@ COMPARE_OPS = {
 }
 
 # Bumped when the compiler's output for the same JSON changes, so stale cache entries are not reused.
-_CACHE_VERSION = "1"
+# 2: binary-tree layout (SCMP_FLTATR_CTL_OPTIMIZE=2).
+_CACHE_VERSION = "2"
 
 
 def _pyseccomp():
@@ -86,6 +87,14 @@ def build_filter(seccomp: dict):
     flt = sc.SyscallFilter(default)
     # We export the program and load it ourselves; libseccomp's own NNP handling does not apply.
     flt.set_attr(sc.Attr.CTL_NNP, 0)
+    # A binary search on the syscall number instead of one comparison per rule: the same decisions, but the
+    # kernel loads it faster (when it attaches a filter it pre-evaluates every syscall number to build its
+    # allow cache, walking the program each time: ~0.8 ms less for Docker's profile, on every start and exec)
+    # and each syscall in the container is checked in a few jumps rather than up to ~300.
+    try:
+        flt.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
+    except OSError:
+        pass  # libseccomp before 2.5: the linear layout, same decisions
     native = sc.system_arch()
     for name in seccomp.get("architectures") or ():
         arch = arch_value(name)

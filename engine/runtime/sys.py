@@ -67,9 +67,16 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # Syscall numbers glibc has no wrapper for (or wraps badly), per architecture.
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "bpf": 321},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "bpf": 280},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "bpf": 321, "close_range": 436},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "bpf": 280, "close_range": 436},
 }
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def resolve() -> None:
+    """Look up every libc function used here now, so a forked child does not do it (or copy the pages) again."""
+    for name in ("mount", "umount2", "unshare", "setns", "syscall", "sethostname", "setdomainname", "capget", "capset"):
+        getattr(_libc, name)
 
 
 def _nr(name: str) -> int:
@@ -118,6 +125,12 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(ctypes.c_long(_nr("pivot_root")), _b(new_root), _b(put_old)), new_root)
 
 
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    """Call close_range(2) (Linux 5.9+; CLOSE_RANGE_CLOEXEC 5.11+): close or mark close-on-exec fds first..last."""
+    _check(_libc.syscall(ctypes.c_long(_nr("close_range")), ctypes.c_uint(first), ctypes.c_uint(last),
+                         ctypes.c_uint(flags)))  # fmt: skip
+
+
 def sethostname(name: str) -> None:
     """Call sethostname(2)."""
     raw = name.encode()
@@ -130,10 +143,15 @@ def setdomainname(name: str) -> None:
     _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))))
 
 
+# A typed prototype: ctypes converts the ints itself (unsigned long, as the kernel reads them) instead of each call
+# building four c_ulong objects; the init calls prctl some 30 times (bounding set).
+_prctl = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                          ctypes.c_ulong, use_errno=True)(("prctl", _libc))  # fmt: skip
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """Call prctl(2) with integer arguments."""
-    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
-    return _check(_libc.prctl(ctypes.c_int(option), *args))
+    return _check(_prctl(option, arg2, arg3, arg4, arg5))
 
 
 class _CapHeader(ctypes.Structure):

@@ -343,6 +343,54 @@ def remove_cgroup_tree(parent: str) -> None:
     Cgroup.open(parent).remove()
 
 
+def time_starts(runs: int = 50, exec_too: bool = True) -> dict[str, float]:
+    """Median wall times (ms) of `runs` container starts of `true` and of `runs` execs of `true` (root; no daemon).
+
+    Measures what the init and exec sequences cost: from before the fork to the container process exiting.
+    Run it as `python -m tests.integration.runtime_harness [runs]` (pin it with `taskset -c 1` for steady numbers).
+    """
+    import statistics
+    import tempfile
+
+    from engine.runtime.seccomp import compile_bpf
+
+    init.warm_up()  # as the launcher does before forking supervisors
+    tmp = Path(tempfile.mkdtemp(prefix="dockweb-test-bench-"))
+    parent = new_cgroup_parent()
+    try:
+        bundle = tmp / "bundle"
+        make_rootfs(bundle / "rootfs")
+        bpf = compile_bpf(default_seccomp(), tmp / "seccomp")
+        starts = []
+        for i in range(runs + 1):
+            t0 = time.perf_counter()
+            res = run(bundle, default_spec(["true"], cgroups_path=f"{parent}/c{i}"), bpf)
+            if res.exit_code != 0:
+                raise RuntimeError(f"container failed: {res.error or res.text}")
+            starts.append(time.perf_counter() - t0)
+        out = {"start_ms": statistics.median(starts[1:]) * 1000}
+        if exec_too:
+            spec = default_spec(["sleep", "600"], cgroups_path=f"{parent}/exec")
+            c = Container(bundle, spec, bpf)
+            try:
+                process = dict(spec["process"], args=["true"])
+                execs = []
+                for _ in range(runs + 1):
+                    t0 = time.perf_counter()
+                    res = exec_in(c, spec, process, bpf)
+                    if res.exit_code != 0:
+                        raise RuntimeError(f"exec failed: {res.error or res.text}")
+                    execs.append(time.perf_counter() - t0)
+            finally:
+                c.kill()
+                c.wait()
+            out["exec_ms"] = statistics.median(execs[1:]) * 1000
+        return out
+    finally:
+        remove_cgroup_tree(parent)
+        shutil.rmtree(tmp)
+
+
 # --- fixtures (import them into a test module: `from tests.integration.runtime_harness import bundle, ...`) ----
 
 import pytest  # noqa: E402
@@ -374,3 +422,9 @@ def cgroup_parent() -> str:
         yield parent
     finally:
         remove_cgroup_tree(parent)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(time_starts(int(sys.argv[1]) if len(sys.argv) > 1 else 50))

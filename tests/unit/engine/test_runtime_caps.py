@@ -47,3 +47,10 @@ def test_apply_leaves_out_caps_this_process_does_not_hold(fake_sys):
 def test_effective_is_clipped_to_permitted(fake_sys):
     caps.apply({"effective": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_CHOWN"]}, 40)
     assert fake_sys.named("capset") == [(1, 1, 0)]
+
+
+def test_last_cap_is_read_once(monkeypatch):
+    monkeypatch.setattr(caps, "_last_cap", None)
+    first = caps.last_cap()
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read again")))
+    assert caps.last_cap() == first

@@ -96,9 +96,9 @@ def test_v1_create_writes_limits_and_the_device_allow_list(tmp_path):
     assert read("cpu", "cpu.cfs_quota_us") == "50000" and read("cpu", "cpu.cfs_period_us") == "100000"
     assert read("cpuset", "cpuset.cpus") == "1"
     assert read("pids", "pids.max") == "32"
-    # Each write replaces the file here; the kernel appends rules: the last one written is the last rule.
-    assert read("devices", "devices.allow") == "c 136:* rwm"
-    assert read("devices", "devices.deny") == "a"
+    # One write per rule, each a line (the kernel strips the newline): here they pile up in plain files.
+    assert read("devices", "devices.allow").splitlines() == ["c 1:3 rwm", "c 136:* rwm"]
+    assert read("devices", "devices.deny").splitlines() == ["a"]
 
 
 def test_v1_cpuset_parents_inherit_cpus_and_mems(tmp_path):
@@ -192,3 +192,93 @@ def test_v2_stats_and_oom(tmp_path):
 
 def test_cpu_shares_convert_to_weight_like_runc():
     assert [shares_to_weight(s) for s in (2, 1024, 262144)] == [1, 39, 10000]
+
+
+# --- v1 device rules: deduplicated, same resulting allow-list --------------------------------------------------
+
+
+def dev(allow, kind=None, major=None, minor=None, access="rwm"):
+    rule = {"allow": allow, "access": access}
+    if kind:
+        rule.update(type=kind, major=major, minor=minor)
+    return rule
+
+
+DOCKER_AND_RUNC = [
+    dev(False), dev(True, "c", 1, 5), dev(True, "c", 1, 3), dev(True, "c", 1, 9), dev(True, "c", 1, 8),
+    dev(True, "c", 5, 0), dev(True, "c", 5, 1), dev(False, "c", 10, 229),
+    dev(True, "c", access="m"), dev(True, "b", access="m"), dev(True, "c", 1, 3), dev(True, "c", 1, 8),
+    dev(True, "c", 1, 7), dev(True, "c", 5, 0), dev(True, "c", 1, 5), dev(True, "c", 1, 9), dev(True, "c", 136),
+    dev(True, "c", 5, 2), dev(True, "c", 10, 200),
+]  # fmt: skip
+
+
+def test_dockers_list_with_runcs_allows_is_deny_all_then_each_allow_once():
+    assert cgroups.v1_device_writes(DOCKER_AND_RUNC) == [
+        ("devices.deny", "a"), ("devices.allow", "c 1:5 rwm"), ("devices.allow", "c 1:3 rwm"),
+        ("devices.allow", "c 1:9 rwm"), ("devices.allow", "c 1:8 rwm"), ("devices.allow", "c 5:0 rwm"),
+        ("devices.allow", "c 5:1 rwm"), ("devices.allow", "c *:* m"), ("devices.allow", "b *:* m"),
+        ("devices.allow", "c 1:7 rwm"), ("devices.allow", "c 136:* rwm"), ("devices.allow", "c 5:2 rwm"),
+        ("devices.allow", "c 10:200 rwm"),
+    ]  # fmt: skip
+
+
+def test_a_deny_takes_access_from_the_same_device_only_and_a_later_allow_gives_it_back():
+    rules = [dev(False), dev(True, "c", 1, 3), dev(True, "c", access="m"), dev(False, "c", 1, 3, "w"),
+             dev(False, "c", 4, 4), dev(True, "c", 4, 4, "r"), dev(True, "c", 1, 3, "r")]  # fmt: skip
+    assert cgroups.v1_device_writes(rules) == [
+        ("devices.deny", "a"), ("devices.allow", "c 1:3 rm"), ("devices.allow", "c *:* m"),
+        ("devices.allow", "c 4:4 r"),
+    ]  # fmt: skip
+
+
+def test_rules_before_the_last_deny_all_are_dropped_and_a_fully_denied_device_disappears():
+    rules = [dev(True, "c", 9, 9), dev(False), dev(True, "b", 8, 0), dev(False, "b", 8, 0)]
+    assert cgroups.v1_device_writes(rules) == [("devices.deny", "a")]
+
+
+def test_without_deny_all_last_or_with_an_odd_rule_the_rules_are_written_as_given():
+    for rules in ([dev(True, "c", 1, 3), dev(True, "c", 1, 3)], [dev(False), dev(True), dev(True, "c", 1, 3)],
+                  [dev(False), dev(True, "c", 1, 3, "rwx")], [dev(False), dev(False, "x", 1, 3)]):  # fmt: skip
+        expected = [("devices.allow" if r["allow"] else "devices.deny", device_rule(r)) for r in rules]
+        assert cgroups.v1_device_writes(rules) == expected
+
+
+# --- creating the directories ----------------------------------------------------------------------------------
+
+
+def test_v1_create_leaves_an_existing_cgroup_and_its_cpuset_alone(tmp_path):
+    layout = fake_v1(tmp_path)
+    (tmp_path / "cpuset" / "p" / "c").mkdir(parents=True)
+    (tmp_path / "cpuset" / "p" / "c" / "cpuset.cpus").write_text("1")
+    Cgroup("p/c", layout).create({})
+    assert (tmp_path / "cpuset" / "p" / "c" / "cpuset.cpus").read_text() == "1"
+    assert all((tmp_path / ctrl / "p" / "c").is_dir() for ctrl in cgroups.V1_CONTROLLERS)
+
+
+def test_a_parent_cpuset_left_empty_by_a_racing_start_is_filled_before_the_child_copies_it(tmp_path):
+    layout = fake_v1(tmp_path)
+    (tmp_path / "cpuset" / "p").mkdir()
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        (tmp_path / "cpuset" / "p" / name).write_text("")  # created, not yet filled
+    Cgroup("p/c", layout).create({})
+    assert (tmp_path / "cpuset" / "p" / "cpuset.cpus").read_text() == "0-1"
+    assert (tmp_path / "cpuset" / "p" / "c" / "cpuset.cpus").read_text() == "0-1"
+    assert (tmp_path / "cpuset" / "p" / "c" / "cpuset.mems").read_text() == "0"
+
+
+def test_a_missing_hierarchy_is_an_error_not_created(tmp_path):
+    layout = fake_v1(tmp_path)
+    (tmp_path / "pids").rmdir()
+    with pytest.raises(SystemFailure, match="creating cgroup p/c"):
+        Cgroup("p/c", layout).create({})
+    assert not (tmp_path / "pids").exists()
+
+
+def test_the_hosts_layout_is_parsed_once_and_shared(monkeypatch):
+    parsed = []
+    monkeypatch.setattr(cgroups, "_host_layout", None)
+    monkeypatch.setattr(cgroups, "parse_mountinfo", lambda text: parsed.append(1) or parse_mountinfo(THIS_MACHINE))
+    first = Cgroup.open("a/b").layout
+    assert Cgroup.open("c/d").layout is first and cgroups.load_layout() is first
+    assert parsed == [1] and first.v1["memory"] == "/sys/fs/cgroup/memory"

@@ -134,3 +134,51 @@ def test_a_tty_init_that_fails_before_its_console_leaves_eof_on_the_socket_and_i
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 127
     assert (msg, fds) == (b"", [])
     assert message.startswith("a mount namespace is required")
+
+
+def test_warm_up_caches_the_host_facts_forked_inits_inherit(monkeypatch):
+    from engine.runtime import caps, cgroups
+
+    monkeypatch.setattr(cgroups, "_host_layout", None)
+    monkeypatch.setattr(caps, "_last_cap", None)
+    init.warm_up()
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        assert caps._last_cap == int(f.read())
+    assert cgroups._host_layout is not None and cgroups.host_layout() is cgroups._host_layout
+
+
+def test_warm_up_never_fails_and_computes_what_it_can(monkeypatch):
+    from engine.errors import SystemFailure
+    from engine.runtime import caps
+
+    def no_cgroups():
+        raise SystemFailure("no cgroup filesystem is mounted")
+
+    def no_socket():
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(init, "host_layout", no_cgroups)
+    monkeypatch.setattr(namespaces, "loopback_is_up", no_socket)
+    monkeypatch.setattr(caps, "_last_cap", None)
+    init.warm_up()
+    assert caps._last_cap is not None
+
+
+def test_mark_fds_cloexec_marks_everything_above_stderr_and_nothing_below():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            a, b = os.pipe()
+            os.set_inheritable(a, True)
+            high = os.dup2(b, 200, inheritable=True)
+            os.set_inheritable(1, True)
+            init.mark_fds_cloexec()
+            ok = not os.get_inheritable(a) and not os.get_inheritable(high) and os.get_inheritable(1)
+            code = 0 if ok else 1
+        finally:
+            os._exit(code)
+    os.close(r)
+    os.close(w)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

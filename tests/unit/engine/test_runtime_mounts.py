@@ -92,15 +92,39 @@ def test_cgroup_v2_mount_is_one_cgroup2(tmp_path, fake_sys):
     assert fake_sys.named("mount") == [("cgroup2", str(tmp_path), "cgroup2", linux.MS_RDONLY, None)]
 
 
-def test_mask_path_falls_back_to_a_read_only_tmpfs_for_directories(fake_sys):
+def test_mask_path_binds_dev_null_over_a_file(tmp_path, fake_sys):
+    (tmp_path / "kcore").write_text("")
+    mounts.mask_path(str(tmp_path / "kcore"))
+    assert fake_sys.named("mount") == [("/dev/null", str(tmp_path / "kcore"), None, linux.MS_BIND)]
+
+
+def test_mask_path_puts_a_read_only_tmpfs_over_a_directory_in_one_mount(tmp_path, fake_sys):
+    mounts.mask_path(str(tmp_path))
+    assert fake_sys.named("mount") == [("tmpfs", str(tmp_path), "tmpfs", linux.MS_RDONLY)]
+
+
+def test_mask_path_falls_back_to_a_read_only_tmpfs_when_the_bind_says_directory(tmp_path, fake_sys):
+    (tmp_path / "firmware").write_text("")  # a file when stat looked, a directory when mounted
     fake_sys.errors[("mount", "/dev/null")] = OSError(errno.ENOTDIR, "Not a directory")
-    mounts.mask_path("/sys/firmware")
-    assert fake_sys.named("mount")[-1] == ("tmpfs", "/sys/firmware", "tmpfs", linux.MS_RDONLY)
+    mounts.mask_path(str(tmp_path / "firmware"))
+    assert fake_sys.named("mount")[-1] == ("tmpfs", str(tmp_path / "firmware"), "tmpfs", linux.MS_RDONLY)
 
 
-def test_mask_path_skips_missing_paths(fake_sys):
+def test_mask_path_falls_back_to_dev_null_when_the_tmpfs_says_not_a_directory(tmp_path, fake_sys):
+    fake_sys.errors[("mount", "tmpfs")] = OSError(errno.ENOTDIR, "Not a directory")
+    mounts.mask_path(str(tmp_path))
+    assert fake_sys.named("mount")[-1] == ("/dev/null", str(tmp_path), None, linux.MS_BIND)
+
+
+def test_mask_path_skips_missing_paths(tmp_path, fake_sys):
+    mounts.mask_path(str(tmp_path / "nope"))
+    assert fake_sys.named("mount") == []
+
+
+def test_mask_path_skips_a_path_gone_before_the_mount(tmp_path, fake_sys):
+    (tmp_path / "keys").write_text("")
     fake_sys.errors[("mount", "/dev/null")] = OSError(errno.ENOENT, "No such file")
-    mounts.mask_path("/proc/kcore")
+    mounts.mask_path(str(tmp_path / "keys"))
     assert len(fake_sys.named("mount")) == 1
 
 
