@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import array
+import base64
 import json
+import json.scanner
 import os
 import socket
 from dataclasses import dataclass
@@ -35,6 +37,67 @@ class Attach:
 class Started:
     supervisor_pid: int
     init_pid: int
+
+
+_scan_json = json.scanner.c_make_scanner(json.JSONDecoder()) if json.scanner.c_make_scanner else None
+
+
+def parse_json(data: bytes):
+    """json.loads through its C scanner alone, falling back to json.loads (which then raises the right error).
+
+    json.loads runs three Python functions and a regex match around that scanner. In the launcher and in a
+    supervisor every Python object touched is a page written, and so copied, in memory they share: this parses
+    a request without touching any.
+    """
+    text = data.decode()
+    if _scan_json is not None:
+        try:
+            obj, end = _scan_json(text, 0)
+            if end == len(text) or not text[end:].strip():
+                return obj
+        except (StopIteration, ValueError):
+            pass
+    return json.loads(text)
+
+
+START_OPTIONS = ("terminal", "pid_namespace", "cgroups_path")  # see start_options()
+
+
+SECCOMP_BPF = "seccomp.bpf"  # the compiled linux.seccomp of config.json, linked into the bundle by the daemon
+
+def start_options(spec: dict) -> dict:
+    """Return what a supervisor needs from config.json, as runtime.json keys (START_OPTIONS).
+
+    A supervisor never parses config.json: its thousand objects would be allocated into (and so copy) pages the
+    supervisor shares with the launcher, some 0.6 MB per container. Its init child parses it instead.
+    pid_namespace: "" = a new one, a path = join it, None = the host's (no pid namespace in the spec).
+    """
+    linux_spec = spec.get("linux") or {}
+    pid_namespace = None
+    for ns in linux_spec.get("namespaces") or ():
+        if ns.get("type") == "pid":
+            pid_namespace = ns.get("path") or ""
+            break
+    return {"terminal": bool((spec.get("process") or {}).get("terminal")), "pid_namespace": pid_namespace,
+            "cgroups_path": linux_spec.get("cgroupsPath") or ""}
+
+
+def read_options(bundle: Path | str) -> dict:
+    """Return runtime.json plus the START_OPTIONS, from config.json when runtime.json lacks them."""
+    with open(os.path.join(bundle, "runtime.json"), "rb") as f:
+        options = parse_json(f.read())
+    if not all(key in options for key in START_OPTIONS):
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            options.update(start_options(parse_json(f.read())))
+    return options
+
+
+def decode_attach(fd: int, spec: dict) -> Attach:
+    """Rebuild an Attach from its fd and the JSON form Launcher.start sends (pending and detach_keys base64)."""
+    keys = spec.get("detach_keys")
+    return Attach(fd, bool(spec.get("stdin")), bool(spec.get("stdout")), bool(spec.get("stderr")),
+                  bool(spec.get("framed")), base64.b64decode(spec.get("pending") or ""),
+                  DEFAULT_DETACH_KEYS if keys is None else base64.b64decode(keys))
 
 
 def send_msg(sock: socket.socket, obj: dict, fds: list[int] | tuple[int, ...] = ()) -> None:
@@ -79,7 +142,7 @@ class MessageReader:
             return None
         self.buf = rest
         fds, self.fds = self.fds, []
-        return json.loads(line), fds
+        return parse_json(line), fds
 
     def recv(self) -> tuple[dict, list[int]] | None:
         """Block until a whole message arrives; None at EOF."""

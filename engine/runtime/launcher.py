@@ -1,17 +1,14 @@
-"""The launcher: a small pre-imported process that double-forks one supervisor per container start."""
+"""The launcher: a small pre-imported process that forks one supervisor per container start."""
 
 from __future__ import annotations
 
 import base64
-import itertools
+import gc
 import json
 import os
-import selectors
 import signal
 import socket
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from engine.errors import ContainerStartError, SystemFailure
@@ -21,6 +18,8 @@ from engine.runtime.control import Attach, Started
 __all__ = ["Attach", "Launcher", "Started", "main"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent  # the directory holding the engine package
+LAUNCHER_DIED = "the launcher exited while starting a container; see launcher.log"
+MAX_FD = 1 << 30  # above any fd limit: os.closerange(low, MAX_FD) is one close_range(2)
 
 
 class Launcher:
@@ -29,21 +28,19 @@ class Launcher:
     def __init__(self, run_dir: Path, command: list[str] | None = None) -> None:
         # command replaces `python -m engine.runtime.launcher` (tests preload a fake init this way);
         # the socket's fd number is appended to it.
+        import threading  # the daemon's side only: the launcher process itself never needs threads
+
         self.run_dir = Path(run_dir)
         self.command = command or [sys.executable, "-m", "engine.runtime.launcher"]
-        self.ids = itertools.count(1)
         self.send_lock = threading.Lock()
-        self.cond = threading.Condition()
-        self.results: dict[int, dict] = {}
-        self.reading = False
-        self.proc: subprocess.Popen | None = None
+        self.proc = None  # subprocess.Popen
         self.sock: socket.socket | None = None
-        self.reader: control.MessageReader | None = None
-        self.generation = 0
         self.spawn()
 
     def spawn(self) -> None:
         """Start a fresh launcher process connected by a socketpair."""
+        import subprocess
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
@@ -54,8 +51,6 @@ class Launcher:
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd="/")
         theirs.close()
         self.sock = ours
-        self.reader = control.MessageReader(ours)
-        self.generation += 1
 
     @property
     def pid(self) -> int:
@@ -68,24 +63,61 @@ class Launcher:
         duplicated into the supervisor: the caller closes its own copies afterwards.
         """
         bundle = Path(bundle).absolute()
-        msg = {"op": "start", "bundle": str(bundle),
+        try:
+            # Read here, in the daemon: a supervisor that parsed config.json itself would keep ~0.6 MB of the
+            # pages it shares with the launcher (every object allocated there is a page copied).
+            options = control.read_options(bundle)
+        except (OSError, ValueError) as e:
+            raise ContainerStartError(f"reading the runtime options of container {bundle.name}: {e}") from e
+        msg = {"op": "start", "bundle": str(bundle), "options": options,
                "attaches": [{"stdin": a.stdin, "stdout": a.stdout, "stderr": a.stderr, "framed": a.framed,
                              "pending": base64.b64encode(a.pending).decode(),
                              "detach_keys": base64.b64encode(a.detach_keys).decode()} for a in attaches]}
-        with self.send_lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self.respawn()
-            rid = msg["id"] = next(self.ids)
-            generation = self.generation
-            try:
-                assert self.sock is not None
-                control.send_msg(self.sock, msg, [a.fd for a in attaches])
-            except OSError as e:
-                raise SystemFailure(f"asking the launcher to start {bundle.name}: {e.strerror}") from e
-        reply = self.wait_reply(rid, generation)
+        # The supervisor answers on a pipe of this call's own (sent along as the first fd), straight to us: no
+        # hop through the launcher, and no reader shared between the threads that start containers.
+        reply_r, reply_w = os.pipe()
+        try:
+            with self.send_lock:
+                if self.proc is None or self.proc.poll() is not None:
+                    self.respawn()
+                try:
+                    assert self.sock is not None
+                    control.send_msg(self.sock, msg, [reply_w] + [a.fd for a in attaches])
+                except OSError as e:
+                    raise SystemFailure(f"asking the launcher to start {bundle.name}: {e.strerror}") from e
+            os.close(reply_w)
+            reply_w = -1
+            data = read_until_eof(reply_r)  # EOF once every copy of reply_w is closed: the answer is complete
+        finally:
+            os.close(reply_r)
+            if reply_w >= 0:
+                os.close(reply_w)
+        line = data.split(b"\n", 1)[0]
+        try:
+            reply = json.loads(line) if line else None
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            if self.launcher_died():
+                raise SystemFailure(LAUNCHER_DIED)
+            raise ContainerStartError(f"the supervisor of {bundle.name} died before starting the container; "
+                                      f"see launcher.log")
         if not reply.get("ok"):
             raise ContainerStartError(reply.get("error") or f"container {bundle.name} failed to start")
         return Started(int(reply["supervisor_pid"]), int(reply["init_pid"]))
+
+    def launcher_died(self) -> bool:
+        """Tell whether the launcher process is gone (it takes the request, and our reply pipe, with it)."""
+        import subprocess
+
+        if self.proc is None:
+            return True
+        try:
+            # Its fds close a moment before it becomes a zombie: give the exit a moment to be visible.
+            self.proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def respawn(self) -> None:
         """Replace a launcher that died (killed by hand): supervisors it forked are not affected."""
@@ -95,37 +127,10 @@ class Launcher:
             self.proc.wait()
         self.spawn()
 
-    def wait_reply(self, rid: int, generation: int) -> dict:
-        # One thread at a time reads the socket and files every reply it sees under its id; the others wait.
-        with self.cond:
-            while rid not in self.results:
-                if generation != self.generation:
-                    raise SystemFailure("the launcher died while starting a container")
-                if self.reading:
-                    self.cond.wait()
-                    continue
-                self.reading = True
-                reader = self.reader
-                self.cond.release()
-                try:
-                    assert reader is not None
-                    got = reader.recv()
-                except OSError:
-                    got = None
-                finally:
-                    self.cond.acquire()
-                    self.reading = False
-                if got is None:
-                    self.cond.notify_all()
-                    raise SystemFailure("the launcher exited while starting a container; see launcher.log")
-                obj, fds = got
-                control.close_fds(fds)
-                self.results[int(obj.get("id", 0))] = obj
-                self.cond.notify_all()
-            return self.results.pop(rid)
-
     def close(self) -> None:
         """Stop the launcher (it exits when its socket closes); running supervisors stay."""
+        import subprocess
+
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -138,96 +143,87 @@ class Launcher:
             self.proc = None
 
 
+def read_until_eof(fd: int) -> bytes:
+    chunks = []
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
 # ---- the launcher process ---------------------------------------------------------------------------------------
 
-def _close_other_fds(keep: set[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the directory's own fd, already closed
+def close_fds_except(keep: list[int]) -> None:
+    """Close every fd but the sorted keep (close_range(2): one syscall per gap, whatever the fd limit)."""
+    low = 0
+    for fd in keep:
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, MAX_FD)
 
 
-def fork_supervisor(bundle: str, attaches: list[Attach]) -> int:
-    """Double-fork a supervisor (fork, setsid, fork) and return the read end of its reply pipe."""
-    from engine.runtime import supervisor
-
-    reply_r, reply_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setsid()  # no terminal, no process group shared with the daemon: ^C and hangups miss it
-            if os.fork() != 0:
-                os._exit(0)  # the grandchild is reparented to init: neither daemon nor launcher is its parent
-            _close_other_fds({0, 1, 2, reply_w} | {a.fd for a in attaches})
-            supervisor.main(Path(bundle), attaches, reply_w)
-        finally:
-            os._exit(1)
-    os.close(reply_w)
-    os.waitpid(pid, 0)
-    return reply_r
-
-
-def serve(sock: socket.socket) -> None:
-    """Serve start requests until the daemon closes its end; starts run concurrently."""
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, None)
+def serve(sock: socket.socket, supervisor) -> None:
+    """Serve start requests until the daemon closes its end, one at a time (each is a fork: microseconds)."""
     reader = control.MessageReader(sock)
-    replies: dict[int, tuple[int, str, bytearray]] = {}  # reply pipe fd -> (request id, bundle, bytes so far)
     while True:
-        for key, _ in sel.select():
-            if key.data is None:
-                if not reader.feed():
-                    return
-                while (got := reader.pop()) is not None:
-                    msg, fds = got
-                    handle_request(msg, fds, sel, replies, sock)
-                continue
-            fd = key.fd
-            rid, bundle, buf = replies[fd]
-            data = os.read(fd, 4096)
-            if data:
-                buf += data
-                continue
-            sel.unregister(fd)
-            os.close(fd)
-            del replies[fd]
-            line = bytes(buf).split(b"\n", 1)[0]
-            try:
-                result = json.loads(line) if line else None
-            except ValueError:
-                result = None
-            if not isinstance(result, dict):
-                result = {"ok": False, "error": f"the supervisor of {Path(bundle).name} died before starting "
-                                                f"the container; see launcher.log"}
-            result["id"] = rid
-            control.send_msg(sock, result)
+        got = reader.recv()
+        if got is None:
+            return
+        msg, fds = got
+        try:
+            fork_supervisor(msg, fds, supervisor)
+        finally:
+            control.close_fds(fds)  # the supervisor has its copies
 
 
-def handle_request(msg: dict, fds: list[int], sel, replies: dict, sock: socket.socket) -> None:
-    rid = msg.get("id", 0)
+def fork_supervisor(msg: dict, fds: list[int], supervisor) -> None:
+    """Fork a supervisor for msg's bundle in its own session; it answers on the first fd (the reply pipe).
+
+    One fork, not two: the supervisor is our child, but nothing ties its life to ours. It has its own session
+    (a signal to the daemon's process group or a hangup misses it), no parent-death signal, and it never opens a
+    terminal, so being a session leader cannot give it a controlling one. If we die, the kernel reparents it to
+    init like any orphan; while we live, SIGCHLD is ignored here, so the kernel reaps it when it exits. A double
+    fork would only buy the same reparenting a few milliseconds earlier, at the price of a fork and an exit on
+    every start.
+
+    Every page this process writes between two forks stays, in its old version, with the supervisor forked
+    before: so the work here per request is kept to a minimum (the supervisor decodes its own attaches).
+    """
+    if not fds:
+        print(f"launcher: request without a reply pipe ignored: {msg.get('op')!r}", file=sys.stderr, flush=True)
+        return
+    reply_fd = fds[0]
     try:
+        specs = msg.get("attaches") or []
         if msg.get("op") != "start":
             raise ValueError(f"unknown launcher operation {msg.get('op')!r}")
-        specs = msg.get("attaches") or []
-        if len(specs) != len(fds):
-            raise ValueError(f"{len(specs)} attaches but {len(fds)} fds")
-        attaches = [Attach(fd, bool(a.get("stdin")), bool(a.get("stdout")), bool(a.get("stderr")),
-                           bool(a.get("framed")), base64.b64decode(a.get("pending") or ""),
-                           base64.b64decode(a["detach_keys"]) if a.get("detach_keys") is not None
-                           else control.DEFAULT_DETACH_KEYS)
-                    for fd, a in zip(fds, specs)]
-        reply_r = fork_supervisor(msg["bundle"], attaches)
+        if not isinstance(msg.get("bundle"), str) or not isinstance(msg.get("options"), dict):
+            raise ValueError("a start request needs the bundle and its runtime options")
+        if len(specs) != len(fds) - 1:
+            raise ValueError(f"{len(specs)} attaches but {len(fds) - 1} fds")
+        keep = [0, 1, 2] + sorted(fds)  # received fds are never 0..2: those are open here
+        # Everything allocated so far joins the permanent generation, in the child too: its collections then
+        # never walk (and write to, so copy) our objects. O(1): two lists are spliced.
+        gc.freeze()
+        # Empty the type attribute cache: each entry holds a reference to an attribute name, so the child's
+        # first lookups would evict entries and write to (so copy) a page of strings somewhere for each.
+        sys._clear_type_cache()
+        pid = supervisor.fork()
     except Exception as e:  # noqa: BLE001 - report, keep serving
-        control.send_msg(sock, {"id": rid, "ok": False, "error": f"launcher: {e}"})
+        try:
+            os.write(reply_fd, json.dumps({"ok": False, "error": f"launcher: {e}"}).encode() + b"\n")
+        except OSError:
+            pass
         return
-    finally:
-        control.close_fds(fds)  # the supervisor has its copies
-    os.set_blocking(reply_r, False)
-    replies[reply_r] = (rid, msg["bundle"], bytearray())
-    sel.register(reply_r, selectors.EVENT_READ, "reply")
+    if pid == 0:
+        try:
+            os.setsid()
+            close_fds_except(keep)
+            supervisor.main(msg["bundle"], msg["options"], specs, fds[1:], reply_fd)
+        finally:
+            os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,23 +233,17 @@ def main(argv: list[str] | None = None) -> None:
     # The daemon decides when the launcher ends (by closing the socket), not a ^C meant for the daemon.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Supervisors are our children: with SIGCHLD ignored the kernel reaps them, no zombie waits for us.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     # Import now what every supervisor needs, so each fork shares these pages instead of importing again.
-    import json  # noqa: F401
+    from engine.runtime import init, supervisor  # supervisor imports init, cgroups, seccomp, logfile, control
 
-    from engine.runtime import supervisor  # noqa: F401
-
-    for name in ("init", "seccomp", "cgroups", "sys"):
-        try:
-            __import__(f"engine.runtime.{name}")
-        except ImportError as e:
-            print(f"launcher: engine.runtime.{name} not importable: {e}", file=sys.stderr, flush=True)
-    import gc
-
+    init.warm_up()  # host facts (cgroup layout, last cap, libc symbols) computed once, inherited by every fork
     gc.collect()
     gc.freeze()  # keep the collector from writing into (and so copying) the pre-imported objects in each fork
     sock = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)
-    serve(sock)
+    serve(sock, supervisor)
 
 
 if __name__ == "__main__":

@@ -74,14 +74,20 @@ def decode_entry(line: bytes) -> Entry | None:
         return None
 
 
+def open_log(path: Path | str) -> int:
+    """Open (create) a log file for appending; LogWriter can take the fd later."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
 class LogWriter:
     """Append entries to a json-file log, rotating at max_size into path.1 .. path.<max_files-1>."""
 
-    def __init__(self, path: Path, max_size: int = 0, max_files: int = 1) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str, max_size: int = 0, max_files: int = 1, fd: int | None = None) -> None:
+        # A str, not a Path: the supervisor writes logs for months and pathlib objects are heavy to keep.
+        self.path = os.fspath(path)
         self.max_size = max_size if max_size and max_size > 0 else 0
         self.max_files = max(1, max_files or 1)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.fd = open_log(self.path) if fd is None else fd  # fd: already open_log()ed, now ours
         self.size = os.fstat(self.fd).st_size
 
     def write(self, stream: str, data: bytes, time_ns: int) -> None:
@@ -116,14 +122,15 @@ class LogWriter:
         os.close(self.fd)
         if self.max_files > 1:
             for n in range(self.max_files - 1, 1, -1):
-                older = self.path.with_name(f"{self.path.name}.{n - 1}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{n}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+                try:
+                    os.replace(f"{self.path}.{n - 1}", f"{self.path}.{n}")
+                except FileNotFoundError:
+                    pass
+            os.replace(self.path, f"{self.path}.1")
         else:
             # One file only: Docker truncates; unlinking instead gives followers a new inode to notice.
             os.unlink(self.path)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.fd = open_log(self.path)
         self.size = 0
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine.runtime.launcher import Launcher
+from engine.runtime.control import start_options
 
 REPO = Path(__file__).resolve().parents[2]
 BUSYBOX = "/bin/busybox"
@@ -78,8 +79,13 @@ FAKE_LAUNCHER = [sys.executable, "-c",
 
 def make_bundle(root: Path, args: list[str], *, terminal: bool = False, open_stdin: bool = False,
                 stdin_once: bool = False, log_max_size: int = 0, log_max_files: int = 1,
-                console: tuple[int, int] | None = None, spec_extra: dict | None = None) -> Path:
-    """Write a bundle with a spec that the trivial init understands (pid namespace only)."""
+                console: tuple[int, int] | None = None, spec_extra: dict | None = None,
+                daemon_options: bool = True) -> Path:
+    """Write a bundle with a spec that the trivial init understands (pid namespace only).
+
+    daemon_options: put the supervisor's start options into runtime.json as the daemon does (False: leave them
+    out, as an older daemon did, so the supervisor reads them from config.json).
+    """
     cid = secrets.token_hex(6)
     bundle = root / "containers" / cid
     bundle.mkdir(parents=True)
@@ -92,9 +98,11 @@ def make_bundle(root: Path, args: list[str], *, terminal: bool = False, open_std
     for key, value in (spec_extra or {}).items():
         spec[key] = value
     (bundle / "config.json").write_text(json.dumps(spec))
-    (bundle / "runtime.json").write_text(json.dumps({
-        "id": cid, "log_path": str(bundle / "container-json.log"), "log_max_size": log_max_size,
-        "log_max_files": log_max_files, "open_stdin": open_stdin, "stdin_once": stdin_once}))
+    runtime = {"id": cid, "log_path": str(bundle / "container-json.log"), "log_max_size": log_max_size,
+               "log_max_files": log_max_files, "open_stdin": open_stdin, "stdin_once": stdin_once}
+    if daemon_options:
+        runtime.update(start_options(spec))
+    (bundle / "runtime.json").write_text(json.dumps(runtime))
     return bundle
 
 

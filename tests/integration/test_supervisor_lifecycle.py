@@ -1,4 +1,4 @@
-"""Supervisor lifecycle: start errors, kill, surviving the launcher, ping, concurrent starts, log rotation."""
+"""Supervisor lifecycle: start errors, kill, surviving the launcher, reaping, ping, concurrent starts, log rotation."""
 
 import json
 import os
@@ -65,16 +65,23 @@ def test_supervisor_survives_kill_9_of_the_launcher_and_still_records_the_exit(f
     assert wait_exit(again)["exit_code"] == 0
 
 
-def test_the_supervisor_is_neither_the_daemons_nor_the_launchers_child(fake_runs):
+def test_the_supervisor_has_its_own_session_and_is_not_the_daemons_child(fake_runs):
     bundle = make_bundle(fake_runs.root, [BUSYBOX, "sleep", "60"])
     started = fake_runs.start(bundle)
     with open(f"/proc/{started.supervisor_pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    ppid, sid = int(fields[1]), int(fields[3])
-    assert ppid not in (os.getpid(), fake_runs.launcher.pid)
-    assert sid == started.supervisor_pid or sid != os.getsid(0)  # its own session, not ours
+    ppid, pgid, sid = int(fields[1]), int(fields[2]), int(fields[3])
+    assert ppid != os.getpid()
+    assert sid == pgid == started.supervisor_pid  # a signal to our process group or session never reaches it
     control.request(bundle, {"op": "kill", "signal": 9, "all": False})
     wait_exit(bundle)
+
+
+def test_an_exited_supervisor_leaves_no_zombie_behind(fake_runs):
+    bundle = make_bundle(fake_runs.root, [BUSYBOX, "true"])
+    started = fake_runs.start(bundle)
+    assert wait_exit(bundle)["exit_code"] == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{started.supervisor_pid}"), what="the supervisor to be reaped")
 
 
 def test_starts_from_many_threads_at_once_all_succeed(fake_runs):

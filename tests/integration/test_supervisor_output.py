@@ -85,3 +85,10 @@ def test_supervisor_leaks_no_client_fd_into_the_container(fake_runs):
     # 0, 1, 2 and the fd ls itself opens for the directory
     assert joined(frames, 1).strip() == b"4"
     os.close(ours.detach())
+
+
+def test_a_silent_container_has_its_log_file_from_the_start(fake_runs):
+    bundle = make_bundle(fake_runs.root, [BUSYBOX, "sleep", "60"])
+    fake_runs.start(bundle)
+    assert (bundle / "container-json.log").exists()
+    assert list(read_entries(bundle / "container-json.log")) == []

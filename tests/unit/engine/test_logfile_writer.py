@@ -2,7 +2,8 @@
 
 import json
 
-from engine.runtime.logfile import MAX_ENTRY, LineSplitter, LogWriter, format_time, log_files, parse_time, read_entries
+from engine.runtime.logfile import (MAX_ENTRY, LineSplitter, LogWriter, format_time, log_files, open_log, parse_time,
+                                    read_entries)
 
 T0 = 1_700_000_000_123_456_789
 
@@ -111,3 +112,15 @@ def test_lines_of_one_read_share_its_time_and_streams_stay_apart(tmp_path):
     assert [(e["stream"], e["log"], e["time"]) for e in entries] == [
         ("stderr", "e1\n", format_time(T0 + 5)), ("stderr", "e2\n", format_time(T0 + 5)),
         ("stdout", "partial\n", format_time(T0 + 9))]
+
+
+def test_a_writer_adopts_a_log_opened_earlier_and_appends_to_it(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"")
+    fd = open_log(str(path))  # the supervisor opens the log at start, makes its writer at the first output
+    w = LogWriter(str(path), max_size=300, max_files=2, fd=fd)
+    for i in range(20):
+        w.write("stdout", f"line {i}\n".encode(), 1_700_000_000_000_000_000)
+    w.close()
+    assert [d for _, d, _ in read_entries(path)][-1] == b"line 19\n"
+    assert [p.name for p in log_files(path)] == ["c.log.1", "c.log"]
