@@ -11,7 +11,7 @@ log = logging.getLogger("engine.api")
 
 # Handler modules in registration order; the first matching route wins. system comes last so that a real
 # networks module, once written, takes over the predefined-network routes system.py answers for now.
-HANDLER_MODULES = ("containers", "exec", "images", "build", "volumes", "networks", "archive", "system")
+HANDLER_MODULES = ("containers", "exec", "images", "build", "volumes", "networks", "archive", "backups", "system")
 
 Route = tuple[str, "re.Pattern[str]", Callable]
 
