@@ -1,0 +1,1 @@
+"""Container networking: bridge networks, IPAM, network namespaces, published ports, embedded DNS."""

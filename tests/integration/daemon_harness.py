@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MNT_DETACH = 2
+CLONE_NEWNET = 0x40000000
 # Every temporary engine directory starts with this, so the leftover check can find them.
 TMP_PREFIX = "dwt-"
 
@@ -48,11 +50,17 @@ def ping(sock_path: Path, timeout: float = 1.0) -> bool:
 
 
 class EngineDaemon:
-    """One `python -m engine serve` on <tmp>/root and <tmp>/engine.sock, with the docker CLI and docker-py aimed at it."""
+    """One `python -m engine serve` on <tmp>/root and <tmp>/engine.sock, with the docker CLI and docker-py aimed at it.
+
+    With netns (the default of create()), the daemon runs in a network namespace made for it (named like its
+    cgroup parent): its bridges, veths, iptables rules and published ports live there, so no packet of a test
+    can reach the machine's real interfaces, and no NAT to the outside is set up.
+    """
 
     def __init__(self, tmp: Path, cgroup_parent: str, python: str = sys.executable,
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 30.0, netns: str | None = None) -> None:
         self.tmp = Path(tmp)
+        self.netns = netns              # name under /run/netns, created by start(), deleted by cleanup()
         self.root = self.tmp / "root"
         self.socket = self.tmp / "engine.sock"
         self.log_path = self.tmp / "engine.log"
@@ -70,10 +78,60 @@ class EngineDaemon:
         self.env = env
 
     @classmethod
-    def create(cls, cgroup_prefix: str = "dockweb-test", **kwargs) -> "EngineDaemon":
-        """Make a fresh temporary directory and a unique cgroup parent for a new daemon (not started)."""
+    def create(cls, cgroup_prefix: str = "dockweb-test", netns: bool = True, **kwargs) -> "EngineDaemon":
+        """Make a fresh temporary directory and a unique cgroup parent for a new daemon (not started).
+
+        netns=True (the default) runs it in its own network namespace, named like the cgroup parent.
+        """
         tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir="/tmp"))
-        return cls(tmp, f"{cgroup_prefix}-{tmp.name[len(TMP_PREFIX):]}", **kwargs)
+        parent = f"{cgroup_prefix}-{tmp.name[len(TMP_PREFIX):]}"
+        return cls(tmp, parent, netns=parent if netns else None, **kwargs)
+
+    @property
+    def netns_path(self) -> str | None:
+        return f"/run/netns/{self.netns}" if self.netns else None
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """Prefix a command so it runs in the daemon's network namespace (unchanged without one)."""
+        return ["nsenter", f"--net={self.netns_path}", *argv] if self.netns else list(argv)
+
+    def in_netns_call(self, fn, *args):
+        """Run fn(*args) in a thread that has entered the daemon's network namespace; return its result.
+
+        Sockets made there stay in that namespace: this is how a test's HTTP client reaches published ports.
+        """
+        return call_in_netns(self.netns_path, fn, *args)
+
+    def http_get(self, host: str, port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
+        """GET http://host:port/path from inside the daemon's network namespace; return (status, body)."""
+        import http.client
+
+        def get() -> tuple[int, bytes]:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+        return self.in_netns_call(get)
+
+    def wait_http(self, host: str, port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, bytes]:
+        """Poll http_get until it answers (a server in a just-started container needs a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.http_get(host, port, path, timeout=2.0)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _ensure_netns(self) -> None:
+        if not self.netns or Path(self.netns_path).exists():
+            return
+        subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True, capture_output=True)
 
     @property
     def base_url(self) -> str:
@@ -84,13 +142,17 @@ class EngineDaemon:
         return self.proc.pid if self.proc else None
 
     def command(self) -> list[str]:
-        return [self.python, "-m", "engine", "serve", "--root", str(self.root), "--socket", str(self.socket),
-                "--cgroup-parent", self.cgroup_parent]
+        return self.in_netns([self.python, "-m", "engine", "serve", "--root", str(self.root), "--socket",
+                              str(self.socket), "--cgroup-parent", self.cgroup_parent])
 
     def start(self) -> None:
         """Start the daemon and wait until GET /_ping answers; raise EngineNotReady with its log otherwise."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if self.netns:
+            self._ensure_netns()
+            # Nothing may leave the test's namespace: no masquerading, no forwarding of unknown DNS names.
+            env.update(DOCKWEB_NET_IP_MASQ="0", DOCKWEB_NET_DNS_FORWARD="0")
         with open(self.log_path, "ab") as log:
             # Own session: a Ctrl-C aimed at pytest must not kill the daemon before cleanup sees it.
             self.proc = subprocess.Popen(self.command(), cwd=REPO, env=env, stdin=subprocess.DEVNULL,
@@ -192,6 +254,11 @@ class EngineDaemon:
                 kill(pid, signal.SIGKILL)
         problems += remove_cgroups(self.cgroup_parent)
         problems += unmount_under(self.tmp)
+        if self.netns and Path(self.netns_path).exists():
+            # Its bridges, veths and rules go with it; the processes in it were killed above.
+            r = subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append(f"ip netns del {self.netns}: {r.stderr.strip()}")
         try:
             shutil.rmtree(self.tmp)
         except FileNotFoundError:
@@ -351,3 +418,30 @@ def leftovers(cgroup_prefix: str = "dockweb-test", since: float = 0.0) -> list[s
     if netns.is_dir():
         found += [f"network namespace {n.name}" for n in netns.iterdir() if cgroup_prefix in n.name]
     return found
+
+
+def call_in_netns(netns_path: str | None, fn, *args):
+    """Run fn(*args) in a thread that has entered the network namespace at netns_path (None: this one)."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            if netns_path:
+                fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    if _libc.setns(fd, CLONE_NEWNET) != 0:
+                        err = ctypes.get_errno()
+                        raise OSError(err, f"setns {netns_path}: {os.strerror(err)}")
+                finally:
+                    os.close(fd)
+            result["value"] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            result["error"] = e
+
+    # The thread ends in the other namespace: it is never reused for anything else.
+    t = threading.Thread(target=run, name="in-netns")
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

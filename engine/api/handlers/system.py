@@ -1,9 +1,8 @@
-"""System endpoints: ping, version, info, events, disk usage, auth, plugins and the predefined networks."""
+"""System endpoints: ping, version, info, events, disk usage, auth and plugins."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import platform
 import re
@@ -17,13 +16,12 @@ from typing import Any, Callable
 from engine import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from engine.api.server import Request, Response, StreamResponse, json_response, version_tuple
 from engine.api.streams import json_line
-from engine.errors import Forbidden, InvalidParameter, NotFound, NotImplementedYet
+from engine.errors import InvalidParameter, NotFound
 from engine.events import Event
 from engine.state import parse_time, rfc3339
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
             "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-_STARTED_NS = time.time_ns()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -476,124 +474,6 @@ def inspect_plugin(engine: Any, req: Request, name: str) -> Response:
     raise NotFound(f'plugin "{name}" not found')
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# predefined networks (read-only facts until the network engine exists)
-
-BRIDGE_SUBNET = "172.17.0.0/16"
-BRIDGE_GATEWAY = "172.17.0.1"
-_PREDEFINED = ("bridge", "host", "none")
-
-
-def _network_id(root: Path, name: str) -> str:
-    # Stable for one engine root, distinct between engines, like dockerd's per-install random IDs.
-    return hashlib.sha256(f"dockweb-network:{root}:{name}".encode()).hexdigest()
-
-
-def predefined_networks(engine: Any) -> list[dict]:
-    """Describe the bridge, host and none networks every engine has."""
-    root = engine.config.root
-    created = rfc3339(_STARTED_NS)
-    out = []
-    for name in _PREDEFINED:
-        driver = {"bridge": "bridge", "host": "host", "none": "null"}[name]
-        ipam_config = [{"Subnet": BRIDGE_SUBNET, "Gateway": BRIDGE_GATEWAY}] if name == "bridge" else []
-        options = {}
-        if name == "bridge":
-            options = {"com.docker.network.bridge.default_bridge": "true",
-                       "com.docker.network.bridge.enable_icc": "true",
-                       "com.docker.network.bridge.enable_ip_masquerade": "true",
-                       "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                       "com.docker.network.bridge.name": "dockweb0",
-                       "com.docker.network.driver.mtu": "1500"}
-        out.append({
-            "Name": name, "Id": _network_id(root, name), "Created": created, "Scope": "local", "Driver": driver,
-            "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": ipam_config},
-            "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Containers": {}, "Options": options, "Labels": {},
-        })
-    return out
-
-
-def _find_network(engine: Any, ref: str) -> dict:
-    networks = predefined_networks(engine)
-    for net in networks:
-        if ref in (net["Name"], net["Id"]):
-            return net
-    by_prefix = [n for n in networks if n["Id"].startswith(ref)]
-    if len(by_prefix) == 1:
-        return by_prefix[0]
-    raise NotFound(f"network {ref} not found")
-
-
-def list_networks(engine: Any, req: Request) -> Response:
-    """List networks, filtered by name, id, driver, type, scope, label or dangling."""
-    flt = req.filters()
-    for key in flt:
-        if key not in ("name", "id", "driver", "type", "scope", "label", "dangling"):
-            raise InvalidParameter(f"invalid filter '{key}'")
-    for t in flt.get("type", ()):
-        if t not in ("builtin", "custom"):
-            raise InvalidParameter(f"invalid filter: 'type'='{t}'")
-    out = []
-    for net in predefined_networks(engine):
-        if "name" in flt and not any(_name_matches(p, net["Name"]) for p in flt["name"]):
-            continue
-        if "id" in flt and not any(net["Id"].startswith(p) for p in flt["id"]):
-            continue
-        if "driver" in flt and net["Driver"] not in flt["driver"]:
-            continue
-        if "type" in flt and "builtin" not in flt["type"]:
-            continue
-        if "scope" in flt and "local" not in flt["scope"]:
-            continue
-        if flt.get("label"):
-            continue        # predefined networks carry no labels
-        # dockerd never reports predefined networks as dangling.
-        if "dangling" in flt and any(v.lower() in ("true", "1") for v in flt["dangling"]):
-            continue
-        out.append(net)
-    return json_response(out)
-
-
-def _name_matches(pattern: str, name: str) -> bool:
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return pattern in name
-
-
-def inspect_network(engine: Any, req: Request, ref: str) -> Response:
-    """Inspect a network by name, ID or unique ID prefix."""
-    return json_response(_find_network(engine, ref))
-
-
-def create_network(engine: Any, req: Request) -> Response:
-    """Refuse to create networks: only the predefined ones exist until the network engine is written."""
-    body = req.json()
-    name = body.get("Name", "") if isinstance(body, dict) else ""
-    raise NotImplementedYet(f"cannot create network {name!r}: user-defined networks are not supported yet; "
-                            "use bridge, host or none")
-
-
-def remove_network(engine: Any, req: Request, ref: str) -> Response:
-    """Refuse to remove a predefined network; others do not exist."""
-    net = _find_network(engine, ref)
-    raise Forbidden(f"{net['Name']} is a pre-defined network and cannot be removed")
-
-
-def connect_network(engine: Any, req: Request, ref: str) -> Response:
-    """Refuse to connect or disconnect containers: networks cannot change yet."""
-    net = _find_network(engine, ref)
-    raise NotImplementedYet(f"connecting containers to network {net['Name']} after creation is not supported yet")
-
-
-def prune_networks(engine: Any, req: Request) -> Response:
-    """Prune unused networks: predefined networks are never pruned, and no others exist."""
-    req.filters()
-    return json_response({"NetworksDeleted": None})
-
-
 ROUTES = [
     ("HEAD", r"/_ping", ping),
     ("GET", r"/_ping", ping),
@@ -604,10 +484,4 @@ ROUTES = [
     ("POST", r"/auth", auth),
     ("GET", r"/plugins", list_plugins),
     ("GET", r"/plugins/(?P<name>.+)/json", inspect_plugin),
-    ("GET", r"/networks/?", list_networks),
-    ("POST", r"/networks/create", create_network),
-    ("POST", r"/networks/prune", prune_networks),
-    ("GET", r"/networks/(?P<ref>[^/]+)", inspect_network),
-    ("DELETE", r"/networks/(?P<ref>[^/]+)", remove_network),
-    ("POST", r"/networks/(?P<ref>[^/]+)/(?:connect|disconnect)", connect_network),
 ]

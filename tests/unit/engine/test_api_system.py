@@ -1,4 +1,4 @@
-"""System endpoints: ping, version, info, events, system df, auth, plugins and the predefined networks."""
+"""System endpoints: ping, version, info, events, system df, auth and plugins (networks: test_network_api.py)."""
 
 from __future__ import annotations
 
@@ -251,50 +251,3 @@ def test_auth_is_refused_honestly_with_a_401(server):
 def test_plugin_inspect_is_not_found(server):
     assert get_json(server, "/plugins/nosuch/json") == (404, {"message": 'plugin "nosuch" not found'})
     assert get_json(server, "/plugins") == (200, [])
-
-
-# -- networks ----------------------------------------------------------------------------------------------------
-
-def test_networks_lists_the_predefined_three(server):
-    status, nets = get_json(server, "/networks")
-    assert status == 200
-    assert [(n["Name"], n["Driver"]) for n in nets] == [("bridge", "bridge"), ("host", "host"), ("none", "null")]
-    bridge = nets[0]
-    assert bridge["IPAM"]["Config"] == [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]
-    assert len(bridge["Id"]) == 64 and bridge["Scope"] == "local"
-
-
-def test_network_ids_are_stable(server):
-    assert get_json(server, "/networks")[1] == get_json(server, "/networks")[1]
-
-
-def test_networks_filters(server):
-    assert [n["Name"] for n in get_json(server, "/networks?filters=" + q({"driver": {"bridge": True}}))[1]] == \
-        ["bridge"]
-    assert [n["Name"] for n in get_json(server, "/networks?filters=" + q({"name": ["o"]}))[1]] == ["host", "none"]
-    assert get_json(server, "/networks?filters=" + q({"type": ["custom"]}))[1] == []
-    assert get_json(server, "/networks?filters=" + q({"dangling": ["true"]}))[1] == []
-
-
-def test_network_inspect_by_name_id_and_prefix(server):
-    nets = get_json(server, "/networks")[1]
-    host_id = nets[1]["Id"]
-    assert get_json(server, "/networks/host")[1]["Id"] == host_id
-    assert get_json(server, f"/networks/{host_id}")[1]["Name"] == "host"
-    assert get_json(server, f"/networks/{host_id[:12]}")[1]["Name"] == "host"
-    assert get_json(server, "/networks/nosuch") == (404, {"message": "network nosuch not found"})
-
-
-def test_network_create_is_not_implemented_yet(server):
-    status, doc = get_json(server, "/networks/create", "POST", b'{"Name":"n1","Driver":"bridge"}')
-    assert status == 501 and "n1" in doc["message"]
-
-
-def test_predefined_networks_cannot_be_removed(server):
-    status, doc = get_json(server, "/networks/bridge", "DELETE")
-    assert (status, doc["message"]) == (403, "bridge is a pre-defined network and cannot be removed")
-    assert get_json(server, "/networks/n1", "DELETE")[0] == 404
-
-
-def test_network_prune_deletes_nothing(server):
-    assert get_json(server, "/networks/prune", "POST", b"") == (200, {"NetworksDeleted": None})
