@@ -21,6 +21,9 @@ class Engine:
     images: object
     containers: object
     launcher: object
+    volumes: object = None
+    backups: object = None
+    networks: object = None
 
 
 def build_engine(config: EngineConfig) -> Engine:
@@ -33,13 +36,28 @@ def build_engine(config: EngineConfig) -> Engine:
     from engine.images.bootstrap import ensure_busybox
     from engine.images.store import ImageStore
 
+    from engine.volumes.store import VolumeStore
+
+    from engine.network.manager import NetworkManager
+
     events = EventLog()
     images = ImageStore(config, events)
-    containers = ContainerManager(config, events, images, launcher)
+    volumes = VolumeStore(config, events)
+    networks = NetworkManager(config, events)
+    networks.load()
+    containers = ContainerManager(config, events, images, launcher, volumes=volumes, networks=networks)
+    volumes.users = containers.volume_users
     containers.load()
+    networks.reconcile()     # after load: what no running container owns any more is removed
+    # After load: a driver-option volume (tmpfs, bind) a running container still uses keeps its mount.
+    volumes.cleanup_mounts(lambda name: [cid for cid, running in containers.containers_using_volume(name)
+                                         if running])
     if images.is_empty():
         ensure_busybox(images, config.busybox_path)
-    return Engine(config, events, images, containers, launcher)
+    from engine.volumes.backup import BackupStore
+
+    backups = BackupStore(config, events, volumes, containers)
+    return Engine(config, events, images, containers, launcher, volumes, backups, networks)
 
 
 def serve(config: EngineConfig) -> None:
@@ -63,6 +81,8 @@ def serve(config: EngineConfig) -> None:
     done.wait()
     server.shutdown()
     engine.containers.close()
+    if engine.networks is not None:
+        engine.networks.close()
     engine.launcher.close()
     try:
         os.unlink(config.socket)

@@ -92,23 +92,33 @@ def inspect_doc(c: Container, config) -> dict:
 
 
 def mounts_doc(c: Container) -> list:
-    return list(c.host_config.get("_MountPoints", []) or [])
+    """Shape the container's mount points as inspect's and ps's Mounts (Type, Name, Source, ... Propagation)."""
+    out = []
+    for m in c.mounts:
+        doc: dict = {"Type": m.get("type", "")}
+        if m.get("name"):
+            doc["Name"] = m["name"]
+        doc["Source"] = m.get("source", "")
+        doc["Destination"] = m.get("destination", "")
+        if m.get("driver"):
+            doc["Driver"] = m["driver"]
+        doc.update({"Mode": m.get("mode", ""), "RW": bool(m.get("rw", True)),
+                    "Propagation": m.get("propagation", "")})
+        out.append(doc)
+    return out
 
 
 def network_settings(c: Container) -> dict:
-    mode = c.host_config.get("NetworkMode") or "bridge"
-    return {
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {} if mode in ("none",) else {},
-    }
+    """NetworkSettings as Docker shows it: addresses, published ports and one entry per attached network."""
+    from engine.network.views import network_settings as settings
+    return settings(c)
 
 
 def list_item(c: Container, size: bool = False) -> dict:
     """Build one item of GET /containers/json."""
+    from engine.network.views import list_fields
     cmd = " ".join([c.path, *c.args]).strip()
+    ports, net_settings = list_fields(c)
     item = {
         "Id": c.id,
         "Names": [f"/{c.name}"],
@@ -116,12 +126,12 @@ def list_item(c: Container, size: bool = False) -> dict:
         "ImageID": c.image_id,
         "Command": cmd,
         "Created": c.created_ns // 1_000_000_000,
-        "Ports": [],
+        "Ports": ports,
         "Labels": c.labels,
         "State": c.state.status,
         "Status": c.status_text(),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": net_settings,
         "Mounts": mounts_doc(c),
     }
     if size:
@@ -177,8 +187,10 @@ def matches_filters(c: Container, filters: dict[str, list[str]], by_ref) -> bool
             return False
     if "health" in f and "none" not in f["health"]:
         return False
-    if "network" in f and (c.host_config.get("NetworkMode") or "bridge") not in f["network"]:
-        return False
+    if "network" in f:
+        from engine.network.views import network_refs
+        if not network_refs(c) & set(f["network"]):
+            return False
     if "expose" in f and not _ports_match(f["expose"], (c.config.get("ExposedPorts") or {}).keys()):
         return False
     if "publish" in f and not _ports_match(f["publish"], (c.host_config.get("PortBindings") or {}).keys()):
@@ -228,7 +240,7 @@ def top(c: Container, ps_args: str, pids: list[int]) -> dict:
     try:
         pid_col = titles.index("PID")
     except ValueError:
-        raise InvalidParameter(f"Couldn't find PID field in ps output")
+        raise InvalidParameter("Couldn't find PID field in ps output")
     wanted = set(pids)
     procs = []
     for line in lines[1:]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -12,7 +11,7 @@ import signal as sig
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from engine import state as st
 from engine.config import EngineConfig
@@ -23,7 +22,7 @@ from engine.errors import (
     Conflict, ContainerStartError, InvalidParameter, NoSuchContainer, NotFound, NotModified, SystemFailure,
 )
 from engine.events import EventLog
-from engine.runtime import control
+from engine.runtime import control, seccomp
 from engine.runtime.cgroups import Cgroup
 from engine.runtime.launcher import Attach, Launcher
 
@@ -38,11 +37,16 @@ RESTART_MAX_DELAY = 60.0
 class ContainerManager:
     """Own every container of one engine root: create, start, stop, remove, and follow their supervisors."""
 
-    def __init__(self, config: EngineConfig, events: EventLog, images, launcher: Launcher) -> None:
+    def __init__(self, config: EngineConfig, events: EventLog, images, launcher: Launcher, volumes=None,
+                 networks=None) -> None:
         self.config = config
         self.events = events
         self.images = images
         self.launcher = launcher
+        self.volumes = volumes          # engine.volumes.store.VolumeStore; None: volume mounts are refused
+        self.networks = networks        # engine.network.manager.NetworkManager; None: every netns is empty
+        if networks is not None:
+            networks.containers = self
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._containers: dict[str, Container] = {}
@@ -89,6 +93,11 @@ class ContainerManager:
             cg = self._cgroup(c)
             c.state.status = "paused" if cg.exists() and cg.is_frozen() else "running"
             c.save()
+            if self.networks is not None:
+                try:
+                    self.networks.adopt(c)      # its published ports and embedded DNS come back
+                except Exception:
+                    log.exception("restoring the networking of %s", c.id)
             self._watch(c)
             return
         if c.state.status in ("running", "paused", "restarting"):
@@ -161,6 +170,10 @@ class ContainerManager:
         image = self.images.get(opts.image)
         proc = specmod.merge_image_config(opts, image.config)
         cid = st.new_id()
+        cnet = None
+        if self.networks is not None:
+            # Before the name is taken: an unknown network is a 404 with nothing to undo.
+            cnet = self.networks.plan(cid, opts.network_mode, body.get("NetworkingConfig"))
         with self._lock:
             if name:
                 name = name.lstrip("/")
@@ -178,7 +191,7 @@ class ContainerManager:
             self._containers[cid] = placeholder
             self._locks[cid] = threading.Lock()
         try:
-            c = self._prepare(cid, name, opts, proc, image, bundle)
+            c = self._prepare(cid, name, opts, proc, image, bundle, cnet)
         except BaseException:
             with self._lock:
                 self._containers.pop(cid, None)
@@ -190,7 +203,7 @@ class ContainerManager:
         self.events.publish("container", "create", cid, self._attrs(c))
         return cid, list(proc.warnings) if hasattr(proc, "warnings") else []
 
-    def _prepare(self, cid, name, opts, proc, image, bundle: Path) -> Container:
+    def _prepare(self, cid, name, opts, proc, image, bundle: Path, cnet=None) -> Container:
         bundle.mkdir(parents=True)
         for sub in ("diff", "work", "rootfs", "execs"):
             (bundle / sub).mkdir()
@@ -199,8 +212,20 @@ class ContainerManager:
         if lowers:
             overlay = "lowerdir={},upperdir={},workdir={}".format(
                 ":".join(str(p) for p in lowers), bundle / "diff", bundle / "work")
-        spec = specmod.build_spec(cid, opts, proc, bundle, {"path": str(bundle / "rootfs"), "overlay": overlay},
-                                  f"{self.config.cgroup_parent}/{cid}", os.cpu_count() or 1, self._host_init())
+        rootfs = {"path": str(bundle / "rootfs"), "overlay": overlay}
+        mounts, created = self._resolve_mounts(opts, proc)
+        try:
+            self._copy_up(bundle, rootfs, lowers, mounts)
+            points = [m.to_point() for m in mounts] if mounts is not None else None
+            # Bridge networks: the init joins the namespace the network manager makes and plugs at each start.
+            netns_path = str(self.networks.sandbox_path(cid)) if cnet is not None and cnet.own_namespace else None
+            spec = specmod.build_spec(cid, opts, proc, bundle, rootfs, f"{self.config.cgroup_parent}/{cid}",
+                                      os.cpu_count() or 1, self._host_init(), mounts=points, netns_path=netns_path)
+        except BaseException:
+            if created:
+                from engine.volumes.mounts import discard_created
+                discard_created(self.volumes, created)
+            raise
         hostname = spec.get("hostname", cid[:12])
         (bundle / "hostname").write_text(specmod.hostname_file(hostname))
         (bundle / "hosts").write_text(specmod.hosts_file(hostname, opts.extra_hosts))
@@ -213,14 +238,119 @@ class ContainerManager:
         st.write_json(bundle / "config.json", spec, fsync=False)
         runtime = specmod.build_runtime_json(cid, opts, str(bundle / "container-json.log"),
                                              self.config.log_max_size, self.config.log_max_files)
+        runtime.update(control.start_options(spec))   # so the supervisor never parses config.json
+        self._link_seccomp_program(bundle, spec)
         st.write_json(bundle / "runtime.json", runtime, fsync=False)
+        if cnet is not None:
+            self.networks.created(cid, bundle, cnet)
         c = Container(
             id=cid, name=name, created_ns=time.time_ns(), image_ref=opts.image, image_id=image.id,
             path=proc.args[0] if proc.args else "", args=list(proc.args[1:]),
             config=specmod.inspect_config(opts, proc, hostname), host_config=specmod.inspect_host_config(opts),
-            bundle=str(bundle))
+            bundle=str(bundle), mounts=[m.record() for m in mounts or ()])
         c.save()
         return c
+
+    # ---------------------------------------------------------------- volumes and mounts
+
+    def _resolve_mounts(self, opts, proc):
+        """Resolve the mount points (creating the volumes they name); (None, []) without a volume store."""
+        if self.volumes is None:
+            return None, []
+        from engine.volumes.mounts import resolve
+        res = resolve(opts, proc, self.volumes, self.container_mounts)
+        return res.mounts, res.created
+
+    def _copy_up(self, bundle: Path, rootfs: dict, lowers: list[Path], mounts) -> None:
+        """Copy the image's content under each copy-data volume mount into the volume when the volume is empty."""
+        from engine.volumes import fsaccess
+        items = []
+        for m in mounts or ():
+            if m.type != "volume" or not m.copy_data:
+                continue
+            if not fsaccess.may_exist_in_layers(lowers, m.destination):
+                continue
+            try:
+                if os.listdir(m.source):
+                    continue
+            except OSError:
+                continue
+            items.append((m.destination, m.source))
+        if items:
+            target = fsaccess.FsTarget(bundle, 0, rootfs.get("overlay"), rootfs["path"])
+            fsaccess.copy_up(target, items)
+
+    def container_mounts(self, ref: str) -> list:
+        """Return a container's mount points (ContainerMount), for volumes-from and docker cp."""
+        from engine.volumes.mounts import ContainerMount
+        c = self.get(ref)
+        return [ContainerMount.from_record(d) for d in c.mounts]
+
+    def volume_users(self, name: str) -> list[str]:
+        """List the ids of the containers (running or not) whose mounts use volume name."""
+        return [cid for cid, _running in self.containers_using_volume(name)]
+
+    def containers_using_volume(self, name: str) -> list[tuple[str, bool]]:
+        """List (container id, running) of the containers whose mounts use volume name."""
+        out = []
+        for c in self.all():
+            if any(m.get("type") == "volume" and m.get("name") == name for m in c.mounts):
+                out.append((c.id, c.is_running))
+        return out
+
+    def _mount_volumes(self, c: Container) -> None:
+        """Before a start: mount driver-option volumes (tmpfs, bind) that are not mounted, and say so in events."""
+        if self.volumes is None:
+            return
+        for m in c.mounts:
+            if m.get("type") != "volume":
+                continue
+            try:
+                v = self.volumes.get(m["name"])
+            except NotFound:
+                raise Conflict(f"cannot start container {c.id}: its volume {m['name']} was removed") from None
+            self.volumes.mount_source(v)
+
+    def _volume_events(self, c: Container, action: str) -> None:
+        for m in c.mounts:
+            if m.get("type") != "volume":
+                continue
+            attrs = {"container": c.id, "driver": m.get("driver") or "local"}
+            if action == "mount":
+                attrs.update({"destination": m["destination"], "propagation": m.get("propagation") or "",
+                              "read/write": "true" if m.get("rw", True) else "false"})
+            self.events.publish("volume", action, m["name"], attrs)
+
+    def _remove_anonymous_volumes(self, c: Container) -> None:
+        """docker rm -v: remove the container's anonymous volumes no other container uses."""
+        if self.volumes is None:
+            return
+        for m in c.mounts:
+            if m.get("type") != "volume" or not m.get("anonymous"):
+                continue
+            try:
+                self.volumes.remove(m["name"], in_use=self.volume_users)
+            except (NotFound, Conflict):
+                pass     # gone already, or still used (volumes-from): dockerd leaves it too
+            except Exception as e:
+                log.warning("removing volume %s of container %s: %s", m["name"], c.id, e)
+
+    def _link_seccomp_program(self, bundle: Path, spec: dict) -> None:
+        """Give the bundle the compiled seccomp program when an earlier start already compiled this profile.
+
+        Otherwise the container's init compiles it (and fills the cache for the next create): the daemon does
+        not load libseccomp itself.
+        """
+        profile = (spec.get("linux") or {}).get("seccomp")
+        if not profile:
+            return
+        cached = self.config.run_dir / "seccomp" / f"{seccomp.cache_key(profile)}.bpf"
+        try:
+            os.link(cached, bundle / control.SECCOMP_BPF)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.copyfile(cached, bundle / control.SECCOMP_BPF)
 
     def _host_init(self) -> str | None:
         for p in ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/bin/tini"):
@@ -258,18 +388,22 @@ class ContainerManager:
         with self._lock:
             attaches = self._pending_attaches.pop(c.id, [])
         try:
-            started = self.launcher.start(c.dir, attaches)
+            self._mount_volumes(c)
+            if self.networks is not None:
+                try:
+                    # Plugged before the process runs: it may use the network from its first instruction.
+                    self.networks.start(c)
+                except Exception as e:
+                    self._start_failed(c, getattr(e, "message", str(e)), 128)
+                    raise
+            try:
+                started = self.launcher.start(c.dir, attaches)
+            except BaseException:
+                if self.networks is not None:
+                    self.networks.stop(c)
+                raise
         except ContainerStartError as e:
-            c.state.status = "exited" if c.state.ever_started else "created"
-            c.state.exit_code = 127
-            c.state.error = e.message
-            if c.state.ever_started:
-                c.state.finished_ns = time.time_ns()
-            c.save()
-            self._notify()
-            if c.host_config.get("AutoRemove"):
-                # `docker run --rm` waits for condition=removed even when start fails.
-                threading.Thread(target=self._auto_remove, args=(c.id,), daemon=True).start()
+            self._start_failed(c, e.message, 127)
             raise
         finally:
             for a in attaches:
@@ -286,8 +420,21 @@ class ContainerManager:
         s.ever_started = True
         c.save()
         self._watch(c)
+        self._volume_events(c, "mount")
         self.events.publish("container", "start", c.id, self._attrs(c))
         self._notify()
+
+    def _start_failed(self, c: Container, message: str, exit_code: int) -> None:
+        c.state.status = "exited" if c.state.ever_started else "created"
+        c.state.exit_code = exit_code
+        c.state.error = message
+        if c.state.ever_started:
+            c.state.finished_ns = time.time_ns()
+        c.save()
+        self._notify()
+        if c.host_config.get("AutoRemove"):
+            # `docker run --rm` waits for condition=removed even when start fails.
+            threading.Thread(target=self._auto_remove, args=(c.id,), daemon=True).start()
 
     # ---------------------------------------------------------------- monitor
 
@@ -295,7 +442,9 @@ class ContainerManager:
         try:
             fd = os.pidfd_open(c.state.supervisor_pid)
         except ProcessLookupError:
-            self._on_supervisor_exit(c.id)
+            # Already gone (a container like `true` can finish first). Not inline: the caller may hold this
+            # container's lock (start), which _on_supervisor_exit takes too; a thread waits for it instead.
+            threading.Thread(target=self._on_supervisor_exit, args=(c.id,), daemon=True).start()
             return
         with self._lock:
             self._pidfds[fd] = c.id
@@ -357,10 +506,16 @@ class ContainerManager:
         s.error = exit_doc.get("error", "") or ""
         s.pid = 0
         c.save()
+        if self.networks is not None:
+            try:
+                self.networks.stop(c)      # veths, addresses, published ports and DNS go with the process
+            except Exception:
+                log.exception("unplugging the network of %s", c.id)
         if s.oom_killed:
             self.events.publish("container", "oom", c.id, self._attrs(c))
         self.events.publish("container", "die", c.id,
                             {**self._attrs(c), "exitCode": str(s.exit_code)})
+        self._volume_events(c, "unmount")
         self._notify()
 
     def _after_exit(self, c: Container) -> None:
@@ -584,6 +739,11 @@ class ContainerManager:
             self._finish_remove(c, volumes)
 
     def _finish_remove(self, c: Container, volumes: bool) -> None:
+        if self.networks is not None:
+            try:
+                self.networks.forget(c)
+            except Exception as e:
+                log.warning("releasing the network of %s: %s", c.id, e)
         try:
             cg = self._cgroup(c)
             if cg.exists():
@@ -606,6 +766,8 @@ class ContainerManager:
             # The container is gone once renamed away; deleting its files need not hold up the caller.
             threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
         self.execs.forget_container(c.id)
+        if volumes:
+            self._remove_anonymous_volumes(c)
         self.events.publish("container", "destroy", c.id, self._attrs(c))
         self._notify()
 
@@ -616,7 +778,7 @@ class ContainerManager:
         new_name = new_name.lstrip("/")
         with self._lock:
             if c.name == new_name:
-                raise Conflict(f'Renaming a container with the same name as its current name')
+                raise Conflict("Renaming a container with the same name as its current name")
             for other in self._containers.values():
                 if other.name == new_name:
                     raise Conflict(

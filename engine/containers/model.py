@@ -38,6 +38,8 @@ class Container:
     host_config: dict                  # Docker HostConfig as inspect shows it
     bundle: str
     state: ContainerState = field(default_factory=ContainerState)
+    # The resolved mount points (engine.volumes.mounts.ContainerMount records), decided once at create.
+    mounts: list[dict] = field(default_factory=list)
 
     @property
     def dir(self) -> Path:

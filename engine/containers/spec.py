@@ -403,7 +403,7 @@ class CreateOptions:
     init: bool | None = None
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     auto_remove: bool = False
-    network_mode: str = "bridge"  # "bridge" ("default" maps here) | "host" | "none"
+    network_mode: str = "bridge"  # "bridge" ("default" maps here) | "host" | "none" | "container:<ref>" | <network>
     port_bindings: dict[str, list[dict]] = field(default_factory=dict)
     publish_all_ports: bool = False
     console_size: tuple[int, int] = (0, 0)  # (height, width)
@@ -780,6 +780,25 @@ def _cpu_list(n: int) -> str:
     return "0" if n <= 1 else f"0-{n - 1}"
 
 
+def _check_container_network_mode(cfg: dict, hc: dict) -> None:
+    """Refuse what a shared network namespace cannot have (runconfig validateNetContainerMode)."""
+    if cfg.get("Hostname"):
+        raise _bad("conflicting options: hostname and the network mode")
+    if hc.get("Links"):
+        raise _bad("conflicting options: container type network can't be used with links. "
+                   "This would result in undefined behavior")
+    if hc.get("Dns"):
+        raise _bad("conflicting options: dns and the network mode")
+    if hc.get("ExtraHosts"):
+        raise _bad("conflicting options: custom host-to-IP mapping and the network mode")
+    if cfg.get("MacAddress"):
+        raise _bad("conflicting options: mac-address and the network mode")
+    if hc.get("PortBindings") or hc.get("PublishAllPorts"):
+        raise _bad("conflicting options: port publishing and the container type network mode")
+    if cfg.get("ExposedPorts"):
+        raise _bad("conflicting options: port exposing and the container type network mode")
+
+
 def parse_create_body(body: dict, name: str | None, *, ncpu: int | None = None) -> CreateOptions:
     """Validate a POST /containers/create body into CreateOptions; InvalidParameter (400) with dockerd's words."""
     checked = check_create_body(body)
@@ -811,9 +830,10 @@ def parse_create_body(body: dict, name: str | None, *, ncpu: int | None = None) 
     if mode.startswith("container:") or mode == "container":
         if mode in ("container", "container:"):
             raise _bad("Invalid network mode: invalid container format container:<name|id>")
-        raise _bad(f"network mode {mode!r} is not supported by this engine yet: use bridge, host or none")
-    if mode not in ("bridge", "host", "none"):
-        raise _bad(f"network {mode} not found: this engine supports only the bridge, host and none networks")
+        _check_container_network_mode(cfg, hc)
+    elif mode not in ("bridge", "host", "none") and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", mode):
+        raise _bad(f"network {mode} not found")
+    # A user-defined network's existence is the network manager's to check (engine.network).
     opts.network_mode = mode
     opts.uts_mode = h("UTSMode", "")
     if opts.uts_mode not in ("", "host"):

@@ -155,7 +155,7 @@ def repo_tag(repo: str, tag: str = "") -> Reference:
         raise InvalidParameter("refusing to create a tag with a digest reference")
     if tag:
         if not _TAG_RE.fullmatch(tag):
-            raise InvalidParameter(f"invalid tag format")
+            raise InvalidParameter("invalid tag format")
         ref = Reference(ref.domain, ref.path, tag)
     return ref.with_default_tag()
 

@@ -10,7 +10,7 @@ from engine import state as st
 from engine.api.server import HIJACKED, StreamResponse, empty, json_response
 from engine.api.streams import frame
 from engine.containers import inspect as shape
-from engine.errors import InvalidParameter, NoSuchContainer, NotFound
+from engine.errors import InvalidParameter, NotFound
 from engine.runtime import logfile
 from engine.runtime.launcher import Attach
 

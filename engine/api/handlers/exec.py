@@ -7,7 +7,7 @@ import os
 
 from engine import state as st
 from engine.api.server import HIJACKED, empty, json_response
-from engine.errors import Conflict, InvalidParameter, NoSuchExec
+from engine.errors import Conflict, InvalidParameter
 from engine.runtime import control
 
 RAW = "application/vnd.docker.raw-stream"
