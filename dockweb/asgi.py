@@ -1,4 +1,4 @@
-"""ASGI entry point (Daphne serves it; Channels routing joins here with the control-plane issue)."""
+"""ASGI entry point for Daphne: Django for HTTP, Channels (session-authenticated, same-origin) for websockets."""
 
 import os
 
@@ -6,4 +6,16 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockweb.settings")
 
-application = get_asgi_application()
+# Django must be set up before anything imports models (the consumers do).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from dockweb.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

@@ -112,22 +112,37 @@ else:
 ALLOWED_HOSTS = env_list("DOCKWEB_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
+    # daphne first: its runserver serves HTTP and websockets through asgi.py.
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "django_celery_beat",
+    "dockweb.core",
+    "dockweb.accounts",
+    "dockweb.hosts",
+    "dockweb.containers",
+    "dockweb.images",
+    "dockweb.volumes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise serves collected static files from Daphne itself: no separate file server on a single host.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dockweb.core.middleware.AuditSourceMiddleware",
 ]
 
 ROOT_URLCONF = "dockweb.urls"
@@ -150,6 +165,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", "sqlite:///db.sqlite3"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker, beat and the events listener write to one SQLite file: take the write lock at BEGIN
+    # (IMMEDIATE) and wait for it, instead of failing with "database is locked" on a lock upgrade.
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20,
+                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -166,4 +186,85 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DOCKWEB_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+
+# Security: production values come from the environment, so `manage.py check --deploy` can pass behind TLS
+# while `./dockweb.sh up` on http://127.0.0.1 still logs in (secure cookies would never be sent over http).
+SECURE_COOKIES = env_bool("DOCKWEB_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("DOCKWEB_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DOCKWEB_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DOCKWEB_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DOCKWEB_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("DOCKWEB_CSRF_TRUSTED_ORIGINS", [])
+if env_bool("DOCKWEB_BEHIND_TLS_PROXY", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself; otherwise any client could claim https.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The engine of the first host (`manage.py dockweb_init` creates it): the socket `./dockweb.sh up` runs.
+ENGINE_URL = env_str("DOCKWEB_ENGINE_URL", "unix://" + env_str("DOCKWEB_ENGINE_SOCKET", "/run/dockweb/engine.sock"))
+ENGINE_TIMEOUT = env_int("DOCKWEB_ENGINE_TIMEOUT", 60)
+ENGINE_API_VERSION = env_str("DOCKWEB_ENGINE_API_VERSION", "1.44")
+
+# Redis: Celery's broker and the Channels layer. `./dockweb.sh up` starts a private one unless REDIS_URL is set.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6390/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Job rows hold status, progress and log: no result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "dockweb"
+CELERY_TASK_TIME_LIMIT = env_int("DOCKWEB_JOB_TIME_LIMIT", 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 30, 1)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("DOCKWEB_CELERY_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+RECONCILE_SECONDS = env_int("DOCKWEB_RECONCILE_SECONDS", 60)
+
+_CHANNEL_LAYER = env_str("DOCKWEB_CHANNEL_LAYER", "redis")
+if _CHANNEL_LAYER == "redis":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+elif _CHANNEL_LAYER == "memory":
+    # One process only (tests): groups do not reach other processes.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    raise ImproperlyConfigured(f"DOCKWEB_CHANNEL_LAYER={_CHANNEL_LAYER!r}: use redis or memory")
+
+REST_FRAMEWORK = {
+    # Token first: an anonymous API call answers 401 naming its scheme (WWW-Authenticate), not a bare 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "dockweb.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "dockweb.core.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dockweb API",
+    "DESCRIPTION": "The control plane's REST API: containers, images, volumes, jobs, teams, tokens, audit.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema names endpoints, not data: API clients may fetch it before they have a token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"dockweb": {"handlers": ["console"], "level": env_str("DOCKWEB_LOG_LEVEL", "INFO")}},
+}

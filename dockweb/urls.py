@@ -1,9 +1,9 @@
-"""URL routes of the control plane: the Django admin and a health check."""
+"""URL routes of the control plane: pages, the REST API under /api/, the Django admin and a health check."""
 
 from django.contrib import admin
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import include, path
 
 
 def health(request: HttpRequest) -> JsonResponse:
@@ -18,4 +18,10 @@ def health(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),
+    path("api/", include("dockweb.api_urls")),
+    path("accounts/", include("dockweb.accounts.urls")),
+    path("containers/", include("dockweb.containers.urls")),
+    path("images/", include("dockweb.images.urls")),
+    path("volumes/", include("dockweb.volumes.urls")),
+    path("", include("dockweb.core.urls")),
 ]

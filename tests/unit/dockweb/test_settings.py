@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-VARS = ("DOCKWEB_DEBUG", "DOCKWEB_SECRET_KEY", "DOCKWEB_ALLOWED_HOSTS", "DATABASE_URL")
+VARS = ("DOCKWEB_DEBUG", "DOCKWEB_SECRET_KEY", "DOCKWEB_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
+        "DOCKWEB_CHANNEL_LAYER")
 
 
 @pytest.fixture
@@ -62,7 +63,32 @@ def test_a_misspelt_debug_value_stops_the_settings(load_settings):
 
 def test_the_default_database_is_sqlite_in_the_project(load_settings):
     s = load_settings(DOCKWEB_SECRET_KEY="x")
-    assert s.DATABASES["default"] == {"ENGINE": "django.db.backends.sqlite3", "NAME": str(s.BASE_DIR / "db.sqlite3")}
+    db = s.DATABASES["default"]
+    assert (db["ENGINE"], db["NAME"]) == ("django.db.backends.sqlite3", str(s.BASE_DIR / "db.sqlite3"))
+
+
+def test_sqlite_takes_the_write_lock_at_begin_and_waits_for_it(load_settings):
+    # web, worker, beat and the events listener share the file: no "database is locked" on a lock upgrade
+    options = load_settings(DOCKWEB_SECRET_KEY="x").DATABASES["default"]["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] >= 5
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_postgres_gets_no_sqlite_options(load_settings):
+    s = load_settings(DOCKWEB_SECRET_KEY="x", DATABASE_URL="postgres://u:p@db:5432/dockweb")
+    assert s.DATABASES["default"]["OPTIONS"] == {}
+
+
+def test_an_unknown_channel_layer_is_refused(load_settings):
+    with pytest.raises(ImproperlyConfigured, match="DOCKWEB_CHANNEL_LAYER='rabbit'"):
+        load_settings(DOCKWEB_SECRET_KEY="x", DOCKWEB_CHANNEL_LAYER="rabbit")
+
+
+def test_redis_url_feeds_celery_and_channels(load_settings):
+    s = load_settings(DOCKWEB_SECRET_KEY="x", REDIS_URL="redis://10.0.0.5:6379/2", DOCKWEB_CHANNEL_LAYER="redis")
+    assert s.CELERY_BROKER_URL == "redis://10.0.0.5:6379/2"
+    assert s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == ["redis://10.0.0.5:6379/2"]
 
 
 def test_database_url_sets_the_default_database(load_settings):

@@ -1,0 +1,1 @@
+"""Teams, memberships with roles, personal API tokens and the object-level permission checks."""

@@ -1,0 +1,1 @@
+"""Containers: the model that follows the engine, and the lifecycle verbs."""

@@ -1,0 +1,1 @@
+"""Engine client per host, jobs, the events bridge, reconcile and the audit log."""

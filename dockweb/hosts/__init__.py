@@ -1,0 +1,1 @@
+"""Hosts: each one engine API endpoint, its Celery queue and its health."""

@@ -1,0 +1,1 @@
+"""Images: the model that follows the engine, and list/remove/tag/prune/pull."""

@@ -1,0 +1,1 @@
+"""Volumes: the model that follows the engine, and list/create/remove/prune."""
