@@ -188,7 +188,11 @@ class Dockweb(DockerAPISystem):
         self.import_image(self.tar)
 
     def daemon_pids(self) -> list[int]:
-        return [self.daemon.pid, *children(self.daemon.pid)]
+        # The daemon and its launcher. Supervisors are the launcher's children (one fork, own session) and the
+        # containers' processes theirs: both are left out here, the supervisors being counted apart.
+        supervisors = set(self.daemon.supervisor_pids())
+        skip = supervisors | {p for s in supervisors for p in children(s)}
+        return [self.daemon.pid, *[p for p in children(self.daemon.pid) if p not in skip]]
 
     def container_overhead_pids(self, ids: list[str]) -> list[int]:
         return self.daemon.supervisor_pids()
