@@ -16,7 +16,6 @@ Timings are reported, never asserted.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import secrets
@@ -26,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,11 +35,10 @@ from bench.run_container_bench import make_rootfs  # noqa: E402
 from tests.integration.daemon_harness import (  # noqa: E402
     EngineDaemon, ping, remove_cgroups, unmount_under,
 )
+from tests.integration.daemon_harness import call_in_netns as in_netns  # noqa: E402
 
 BENCH = "dockweb-bench-net"
 IMAGE = "dockweb-bench/busybox:latest"
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 SERVE = ("mkdir -p /www && echo ok > /www/small && dd if=/dev/zero of=/www/big bs=1M count={mb} 2>/dev/null "
          "&& exec httpd -f -p 80 -h /www")
 
@@ -56,29 +53,6 @@ def run(cmd: list[str], env: dict | None = None, timeout: float = 120, check: bo
     if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}")
     return r
-
-
-def in_netns(path: str, fn, *args):
-    """Run fn(*args) in a fresh thread that entered the network namespace at path; return its result."""
-    out: dict = {}
-
-    def body() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {path}")
-            finally:
-                os.close(fd)
-            out["v"] = fn(*args)
-        except BaseException as e:  # noqa: BLE001
-            out["e"] = e
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
 
 
 def http_get(port: int, path: str, bufsize: int = 1 << 20) -> int:
