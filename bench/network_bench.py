@@ -31,10 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.run_container_bench import make_rootfs  # noqa: E402
-from tests.integration.daemon_harness import (  # noqa: E402
-    EngineDaemon, ping, remove_cgroups, unmount_under,
-)
+from bench.run_container_bench import Dockerd as PeerDockerd, Unavailable, make_rootfs  # noqa: E402
+from tests.integration.daemon_harness import EngineDaemon  # noqa: E402
 from tests.integration.daemon_harness import call_in_netns as in_netns  # noqa: E402
 
 BENCH = "dockweb-bench-net"
@@ -130,70 +128,27 @@ class Dockweb(Daemon):
 
 
 class Dockerd(Daemon):
-    """A private dockerd (PEERS.md) in its own network namespace, with Docker's network defaults but no NAT out."""
+    """The container bench's private dockerd, in its own network namespace with Docker's network defaults."""
     name = "dockerd"
 
     def __init__(self, work: Path) -> None:
+        self.work = work
         self.netns = f"{BENCH}-docker-{secrets.token_hex(3)}"
         self.netns_path = f"/run/netns/{self.netns}"
-        self.data_root = Path(f"/var/lib/{BENCH}-docker")
-        self.exec_root = Path(f"/run/{BENCH}-docker-exec")
-        self.socket = Path(f"/run/{BENCH}-docker.sock")
-        self.pidfile = Path(f"/run/{BENCH}-docker.pid")
-        self.log_path = work / "dockerd.log"
-        self.proc: subprocess.Popen | None = None
-        # Its own cgroup parent: another dockerd may run on this machine (and own "docker") at the same time.
-        self.cgroup_parent = f"{BENCH}-docker"
-        (work / "dockercfg-dockerd").mkdir()
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.socket}",
-                        DOCKER_CONFIG=str(work / "dockercfg-dockerd"))
-        self.env.pop("DOCKER_CONTEXT", None)
+        self.peer: PeerDockerd | None = None
+        self.env: dict = {}
 
     def start(self, tar: Path) -> None:
-        dockerd = shutil.which("dockerd")
-        if dockerd is None:
-            raise SystemExit("bench: dockerd is not installed (apt-get install docker.io)")
-        self._remove_state()
-        run(["ip", "netns", "add", self.netns])
-        run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
-        cmd = ["nsenter", f"--net={self.netns_path}", dockerd, "--ip-masq=false", "--ip6tables=false",
-               "--cgroup-parent", self.cgroup_parent,
-               "--storage-driver", "overlay2", "--data-root", str(self.data_root), "--exec-root",
-               str(self.exec_root), "--host", f"unix://{self.socket}", "--pidfile", str(self.pidfile)]
-        log(f"starting a private dockerd in network namespace {self.netns}")
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not ping(self.socket):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-                self.close()
-                raise SystemExit(f"bench: dockerd did not start:\n{tail}")
-            time.sleep(0.1)
-        self.import_image(tar)
-
-    def _remove_state(self) -> None:
-        for d in (self.data_root, self.exec_root):
-            unmount_under(d)
-            shutil.rmtree(d, ignore_errors=True)
-        for f in (self.socket, self.pidfile):
-            f.unlink(missing_ok=True)
+        self.peer = PeerDockerd(tar, self.work, prefix=BENCH, netns=self.netns)
+        self.env = self.peer.env
+        try:
+            self.peer.start()
+        except Unavailable as e:
+            raise SystemExit(f"bench: {e}") from None
 
     def close(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._remove_state()
-        if self.proc:
-            for problem in remove_cgroups(self.cgroup_parent):
-                log(f"dockerd cleanup: {problem}")
-        if os.path.exists(self.netns_path):
-            run(["ip", "netns", "del", self.netns], check=False)
+        if self.peer is not None:
+            self.peer.close()
 
 
 def stats(samples: list[float]) -> dict:

@@ -36,7 +36,6 @@ from tests.integration.daemon_harness import (  # noqa: E402
     EngineDaemon,
     EngineNotReady,
     all_pids,
-    cgroup_mounts,
     cmdline,
     mounts,
     ping,
@@ -204,18 +203,26 @@ class Dockweb(DockerAPISystem):
 
 
 class Dockerd(DockerAPISystem):
-    """A private dockerd exactly as shared/reference/PEERS.md starts it: its own data root, exec root and socket."""
+    """A private dockerd as shared/reference/PEERS.md starts it: its own data root, exec root, socket and cgroup parent.
 
-    def __init__(self, tar: Path, work: Path) -> None:
+    Without netns it has no bridge and no iptables (containers run with --network none). With netns (a name under
+    /run/netns that this object creates and deletes) it runs inside that namespace with Docker's network defaults
+    but no NAT out, for the networking benchmark.
+    """
+
+    def __init__(self, tar: Path, work: Path, prefix: str = BENCH, netns: str | None = None) -> None:
         super().__init__("dockerd")
         self.tar = tar
-        self.data_root = Path(f"/var/lib/{BENCH}-docker")
-        self.exec_root = Path(f"/run/{BENCH}-docker-exec")
-        self.socket = Path(f"/run/{BENCH}-docker.sock")
-        self.pidfile = Path(f"/run/{BENCH}-docker.pid")
+        self.data_root = Path(f"/var/lib/{prefix}-docker")
+        self.exec_root = Path(f"/run/{prefix}-docker-exec")
+        self.socket = Path(f"/run/{prefix}-docker.sock")
+        self.pidfile = Path(f"/run/{prefix}-docker.pid")
+        # Its own cgroup parent: another dockerd may run on this machine (and own "docker") at the same time.
+        self.cgroup_parent = f"{prefix}-docker"
+        self.netns = netns
+        self.netns_path = f"/run/netns/{netns}" if netns else None
         self.log_path = work / "dockerd.log"
         self.proc: subprocess.Popen | None = None
-        self.had_docker_cgroups = False
         (work / "dockercfg-dockerd").mkdir()
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.socket}", DOCKER_CONFIG=str(work / "dockercfg-dockerd"))
         self.env.pop("DOCKER_CONTEXT", None)
@@ -225,12 +232,17 @@ class Dockerd(DockerAPISystem):
         if dockerd is None:
             raise Unavailable("dockerd is not installed (./dockweb.sh bench installs docker.io)")
         self._remove_state()
-        # dockerd makes a "docker" cgroup in every hierarchy; remove it at the end only if it is ours.
-        self.had_docker_cgroups = any((m / "docker").exists() for m in cgroup_mounts())
-        cmd = [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-               "--storage-driver", "overlay2", "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-               "--host", f"unix://{self.socket}", "--pidfile", str(self.pidfile)]
-        log(f"starting a private dockerd on {self.socket}")
+        prefix: list[str] = []
+        network = ["--bridge=none", "--iptables=false"]
+        if self.netns:
+            run(["ip", "netns", "add", self.netns])
+            run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+            prefix, network = ["nsenter", f"--net={self.netns_path}"], []
+        cmd = [*prefix, dockerd, *network, "--ip6tables=false", "--ip-masq=false", "--cgroup-parent",
+               self.cgroup_parent, "--storage-driver", "overlay2", "--data-root", str(self.data_root),
+               "--exec-root", str(self.exec_root), "--host", f"unix://{self.socket}", "--pidfile", str(self.pidfile)]
+        log(f"starting a private dockerd on {self.socket}" + (f" in network namespace {self.netns}" if self.netns
+                                                               else ""))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -274,9 +286,11 @@ class Dockerd(DockerAPISystem):
                 self.proc.kill()
                 self.proc.wait()
         self._remove_state()
-        if self.proc and not self.had_docker_cgroups:
-            for problem in remove_cgroups("docker"):
+        if self.proc:
+            for problem in remove_cgroups(self.cgroup_parent):
                 log(f"dockerd cleanup: {problem}")
+        if self.netns_path and os.path.exists(self.netns_path):
+            run(["ip", "netns", "del", self.netns], check=False)
 
 
 class OCIRuntime(System):
