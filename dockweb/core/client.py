@@ -47,3 +47,17 @@ def calling(host, doing: str) -> Iterator[None]:
         yield
     except ENGINE_EXCEPTIONS as e:
         raise from_docker(e, host.name, doing) from e
+
+
+def extension(host, method: str, path: str, *, params: dict | None = None, stream: bool = False, **kwargs):
+    """Call one of dockweb's own engine endpoints (under /dockweb/, beside the Docker API) with docker-py's session.
+
+    Returns the decoded JSON, or the open response when stream is true (the caller closes it). Errors raise
+    docker.errors.APIError as the Docker endpoints do, so calling() turns them into EngineError.
+    """
+    api = engine_client(host).api
+    url = api._url("/dockweb" + path)
+    response = api._get(url, params=params, stream=stream, **kwargs) if method == "GET" else \
+        getattr(api, "_" + method.lower())(url, params=params, stream=stream, **kwargs)
+    api._raise_for_status(response)
+    return response if stream else response.json()

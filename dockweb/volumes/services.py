@@ -44,6 +44,22 @@ def inspect_volume(user, ref: str, host: Host | None = None) -> dict:
         return client.engine_client(vol.host).api.inspect_volume(vol.name)
 
 
+def list_files(user, ref: str, path: str = "/", host: Host | None = None) -> dict:
+    """List a directory inside the volume (read-only; links are shown, never followed)."""
+    vol = get_volume(user, ref, "view", host)
+    with client.calling(vol.host, f"listing {path} in volume {vol.name}"):
+        return client.extension(vol.host, "GET", f"/volumes/{vol.name}/files", params={"path": path or "/"})
+
+
+def open_file(user, ref: str, path: str, limit: int | None = None, host: Host | None = None):
+    """Open a file of the volume for reading; return (response, size). The caller closes the response."""
+    vol = get_volume(user, ref, "view", host)
+    params = {"path": path, **({"limit": limit} if limit is not None else {})}
+    with client.calling(vol.host, f"reading {path} in volume {vol.name}"):
+        response = client.extension(vol.host, "GET", f"/volumes/{vol.name}/files/content", params=params, stream=True)
+    return response, int(response.headers.get("X-Dockweb-File-Size") or 0)
+
+
 def create_volume(user, name: str, team_slug: str = "", host_name: str = "", labels: dict | None = None,
                   driver: str = "local") -> Volume:
     """Create a named volume for a team (its operators), labelled dockweb.team=<slug>."""

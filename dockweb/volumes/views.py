@@ -1,9 +1,12 @@
-"""Volume pages: list, detail, create, remove, prune (POST)."""
+"""Volume pages: list, detail, create, remove, prune (POST); the read-only file browser."""
 
 from __future__ import annotations
 
+import posixpath
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -67,3 +70,60 @@ def volume_prune(request):
                                         named=request.POST.get("all") == "1")
         messages.success(request, f"pruned {len(result.get('VolumesDeleted') or [])} volume(s)")
     return redirect("volume-list")
+
+
+VIEW_LIMIT = 256 * 1024
+
+
+def _clean_path(raw: str) -> str:
+    return posixpath.normpath("/" + (raw or "").strip()).replace("//", "/")
+
+
+def _crumbs(path: str) -> list[tuple[str, str]]:
+    parts = [p for p in path.split("/") if p]
+    return [(p, "/" + "/".join(parts[:i + 1])) for i, p in enumerate(parts)]
+
+
+@login_required
+def volume_files(request, ref: str):
+    """The file browser's directory listing (an htmx fragment of the detail page, or a page of its own)."""
+    path = _clean_path(request.GET.get("path", "/"))
+    vol = services.get_volume(request.user, ref)
+    listing, error = {}, ""
+    try:
+        listing = services.list_files(request.user, ref, path)
+    except EngineError as e:
+        error = e.message
+    context = {"volume": vol, "path": path, "crumbs": _crumbs(path), "listing": listing, "files_error": error,
+               "parent": posixpath.dirname(path) if path != "/" else None}
+    return render(request, "volumes/_files.html" if is_htmx(request) else "volumes/files.html", context)
+
+
+@login_required
+def volume_file(request, ref: str):
+    """Show a file's beginning as text, or send the whole file when download=1."""
+    path = _clean_path(request.GET.get("path", ""))
+    vol = services.get_volume(request.user, ref)
+    name = posixpath.basename(path)
+    if request.GET.get("download") == "1":
+        response, size = services.open_file(request.user, ref, path)
+        streamed = StreamingHttpResponse(response.iter_content(1 << 16), content_type="application/octet-stream")
+        streamed["Content-Length"] = str(size)
+        streamed["Content-Disposition"] = f'attachment; filename="{name.replace(chr(34), "")}"'
+        streamed["X-Content-Type-Options"] = "nosniff"
+        return streamed
+    text, binary, size, error = "", False, 0, ""
+    try:
+        response, size = services.open_file(request.user, ref, path, limit=VIEW_LIMIT)
+        try:
+            data = response.content
+        finally:
+            response.close()
+        binary = b"\0" in data
+        text = "" if binary else data.decode("utf-8", errors="replace")
+    except EngineError as e:
+        error = e.message
+    return render(request, "volumes/file.html", {
+        "volume": vol, "path": path, "name": name, "crumbs": _crumbs(path), "text": text, "binary": binary,
+        "size": size, "truncated": size > VIEW_LIMIT, "files_error": error,
+        "parent": posixpath.dirname(path) or "/"})

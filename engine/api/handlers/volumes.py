@@ -1,9 +1,10 @@
-"""Volume endpoints of the Engine API: create, list, inspect, remove, prune."""
+"""Volume endpoints of the Engine API: create, list, inspect, remove, prune; and dockweb's read-only file browser."""
 
 from __future__ import annotations
 
-from engine.api.server import empty, json_response
+from engine.api.server import StreamResponse, empty, json_response
 from engine.errors import InvalidParameter
+from engine.volumes import browse
 
 
 def _string_map(body: dict, key: str) -> dict | None:
@@ -47,7 +48,29 @@ def prune(engine, req):
     return json_response(engine.volumes.prune(req.filters(), api_version=req.api_version))
 
 
+def list_files(engine, req, name):
+    v = engine.volumes.get(name)
+    limit = req.int_arg("limit", browse.MAX_ENTRIES)
+    if limit is None or limit < 1:
+        raise InvalidParameter("limit must be a positive number")
+    return json_response(browse.list_dir(engine.volumes.mount_source(v), req.arg("path", "/") or "/", limit))
+
+
+def file_content(engine, req, name):
+    v = engine.volumes.get(name)
+    limit = req.int_arg("limit")
+    if limit is not None and limit < 0:
+        raise InvalidParameter("limit must not be negative")
+    path = req.arg("path", "") or ""
+    fd, size = browse.open_file(engine.volumes.mount_source(v), path)
+    filename = path.rstrip("/").rsplit("/", 1)[-1].replace('"', "")
+    headers = {"X-Dockweb-File-Size": str(size), "Content-Disposition": f'attachment; filename="{filename}"'}
+    return StreamResponse(browse.read_chunks(fd, limit), content_type="application/octet-stream", headers=headers)
+
+
 ROUTES = [
+    ("GET", r"/dockweb/volumes/(?P<name>[^/]+)/files", list_files),
+    ("GET", r"/dockweb/volumes/(?P<name>[^/]+)/files/content", file_content),
     ("POST", r"/volumes/create", create),
     ("POST", r"/volumes/prune", prune),
     ("GET", r"/volumes", list_volumes),

@@ -230,6 +230,24 @@ class FakeAPI:
         self.calls.append(("prune_volumes", filters))
         return {"VolumesDeleted": [], "SpaceReclaimed": 0}
 
+    # dockweb's own endpoints (client.extension): an empty folder for every volume
+    def _url(self, path):
+        return path
+
+    def _get(self, url, params=None, stream=False):
+        import json
+
+        import requests
+
+        self.calls.append(("GET", url, params))
+        response = requests.Response()
+        response.status_code = 200
+        response._content = json.dumps({"Path": "/", "Entries": [], "Total": 0, "Truncated": False}).encode()
+        return response
+
+    def _raise_for_status(self, response):
+        pass
+
     # system
     def ping(self):
         return True

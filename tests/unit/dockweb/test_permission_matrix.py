@@ -68,6 +68,7 @@ PAGES = [
     Endpoint("image", "post", "/images/{ref}/tag/", "operate", 302, {"repo": "copy", "tag": "1"}),
     Endpoint("image", "post", "/images/{ref}/remove/", "operate", 302),
     Endpoint("volume", "get", "/volumes/{ref}/", "view", 200),
+    Endpoint("volume", "get", "/volumes/{ref}/files/?path=/", "view", 200),
     Endpoint("volume", "post", "/volumes/{ref}/remove/", "operate", 302),
     Endpoint("job", "get", "/jobs/{ref}/", "view", 200),
 ]
