@@ -7,6 +7,7 @@ from dockweb.accounts import api as accounts
 from dockweb.containers import api as containers
 from dockweb.core import api as core
 from dockweb.images import api as images
+from dockweb.networks import api as networks
 from dockweb.volumes import api as volumes
 
 urlpatterns = [
@@ -35,6 +36,13 @@ urlpatterns = [
     path("volumes/prune/", volumes.VolumePrune.as_view(), name="api-volumes-prune"),
     path("volumes/<str:ref>/", volumes.VolumeDetail.as_view(), name="api-volume"),
     path("volumes/<str:ref>/inspect/", volumes.VolumeInspect.as_view(), name="api-volume-inspect"),
+    path("networks/", networks.NetworkList.as_view(), name="api-networks"),
+    path("networks/prune/", networks.NetworkPrune.as_view(), name="api-networks-prune"),
+    path("networks/<str:ref>/", networks.NetworkDetail.as_view(), name="api-network"),
+    path("networks/<str:ref>/inspect/", networks.NetworkInspect.as_view(), name="api-network-inspect"),
+    path("networks/<str:ref>/connect/", networks.NetworkAttach.as_view(verb="connect"), name="api-network-connect"),
+    path("networks/<str:ref>/disconnect/", networks.NetworkAttach.as_view(verb="disconnect"),
+         name="api-network-disconnect"),
     path("teams/", accounts.TeamList.as_view(), name="api-teams"),
     path("teams/<slug:slug>/members/", accounts.TeamMembers.as_view(), name="api-team-members"),
     path("tokens/", accounts.TokenList.as_view(), name="api-tokens"),

@@ -23,5 +23,6 @@ urlpatterns = [
     path("containers/", include("dockweb.containers.urls")),
     path("images/", include("dockweb.images.urls")),
     path("volumes/", include("dockweb.volumes.urls")),
+    path("networks/", include("dockweb.networks.urls")),
     path("", include("dockweb.core.urls")),
 ]

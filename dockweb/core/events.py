@@ -54,6 +54,7 @@ def handle_event(host: Host, event: dict) -> None:
     """Apply one engine event to the models, then publish it to the host's (and container's) group."""
     from dockweb.containers import services as containers
     from dockweb.images import services as images
+    from dockweb.networks import services as networks
     from dockweb.volumes import services as volumes
 
     kind = event.get("Type") or ""
@@ -69,6 +70,8 @@ def handle_event(host: Host, event: dict) -> None:
         images.sync_images(host)
     elif kind == "volume" and ident:
         volumes.sync_volume(host, ident)
+    elif kind == "network" and ident:
+        networks.sync_network(host, ident)
     publish(host_group(host.pk), {"type": "engine.event", "event": event})
 
 

@@ -97,6 +97,7 @@ class FakeAPI:
         self.containers_: dict[str, dict] = {}
         self.images_: dict[str, dict] = {}
         self.volumes_: dict[str, dict] = {}
+        self.networks_: dict[str, dict] = {}
         self._n = 0
 
     # containers
@@ -229,6 +230,38 @@ class FakeAPI:
     def prune_volumes(self, filters=None):
         self.calls.append(("prune_volumes", filters))
         return {"VolumesDeleted": [], "SpaceReclaimed": 0}
+
+    # networks
+    def add_network(self, name: str, labels: dict | None = None) -> str:
+        self._n += 1
+        nid = f"{self._n:064x}"
+        self.networks_[nid] = {"Id": nid, "Name": name, "Driver": "bridge", "Labels": labels or {},
+                               "IPAM": {"Config": [{"Subnet": f"10.9.{self._n}.0/24"}]}, "Containers": {},
+                               "Created": "2025-01-01T00:00:00Z"}
+        return nid
+
+    def networks(self, names=None, ids=None, filters=None):
+        return [dict(n, Containers={}) for n in self.networks_.values()]
+
+    def inspect_network(self, ref):
+        for n in self.networks_.values():
+            if ref in (n["Id"], n["Name"]):
+                return n
+        raise api_error(404, f"network {ref} not found")
+
+    def remove_network(self, ref):
+        self.calls.append(("remove_network", ref))
+        del self.networks_[self.inspect_network(ref)["Id"]]
+
+    def connect_container_to_network(self, container, net_id, aliases=None):
+        self.calls.append(("connect", container, net_id))
+        c = self._find(container)
+        self.inspect_network(net_id)["Containers"][c["Id"]] = {"Name": c["Name"].lstrip("/"),
+                                                                "IPv4Address": "10.9.0.2/24"}
+
+    def disconnect_container_from_network(self, container, net_id, force=False):
+        self.calls.append(("disconnect", container, net_id))
+        self.inspect_network(net_id)["Containers"].pop(self._find(container)["Id"], None)
 
     # dockweb's own endpoints (client.extension): an empty folder for every volume
     def _url(self, path):

@@ -56,6 +56,9 @@ API = [
     Endpoint("volume", "get", "/api/volumes/{ref}/", "view", 200),
     Endpoint("volume", "get", "/api/volumes/{ref}/inspect/", "view", 200),
     Endpoint("volume", "delete", "/api/volumes/{ref}/", "operate", 204),
+    Endpoint("network", "get", "/api/networks/{ref}/", "view", 200),
+    Endpoint("network", "get", "/api/networks/{ref}/inspect/", "view", 200),
+    Endpoint("network", "delete", "/api/networks/{ref}/", "operate", 204),
     Endpoint("job", "get", "/api/jobs/{ref}/", "view", 200),
 ]
 
@@ -70,6 +73,8 @@ PAGES = [
     Endpoint("volume", "get", "/volumes/{ref}/", "view", 200),
     Endpoint("volume", "get", "/volumes/{ref}/files/?path=/", "view", 200),
     Endpoint("volume", "post", "/volumes/{ref}/remove/", "operate", 302),
+    Endpoint("network", "get", "/networks/{ref}/", "view", 200),
+    Endpoint("network", "post", "/networks/{ref}/remove/", "operate", 302),
     Endpoint("job", "get", "/jobs/{ref}/", "view", 200),
 ]
 
@@ -81,8 +86,9 @@ def expected(role: str, owner: str | None, kind: str, action: str, ok: int, anon
         return ok
     team, team_role = MEMBERSHIP[role]
     if owner is None:
-        shared_image = kind == "image" and action == "view"
-        return ok if shared_image else (403 if kind == "image" else 404)
+        # Unassigned images and networks are shared read-only with every team member.
+        shared = kind in ("image", "network")
+        return ok if shared and action == "view" else (403 if shared else 404)
     if owner != team:
         return 404
     return ok if action in ALLOWS[team_role] else 403
@@ -106,6 +112,8 @@ def world(make_user, fake_engine):
         refs["image", owner] = image_id
         refs["volume", owner] = name + "-data"
         fake_engine.add_volume(name + "-data", labels)
+        refs["network", owner] = name + "-net"
+        fake_engine.add_network(name + "-net", labels)
     host = Host.default()
     reconcile_host(host)
     from dockweb.accounts.models import Team
@@ -125,12 +133,12 @@ def _tokens(users) -> dict:
 
 def _run_case(fake, request):
     """Run one request on a fresh copy of the world: database and fake engine both rolled back afterwards."""
-    saved = copy.deepcopy((fake.containers_, fake.images_, fake.volumes_))
+    saved = copy.deepcopy((fake.containers_, fake.images_, fake.volumes_, fake.networks_))
     try:
         with rolled_back():
             return request()
     finally:
-        fake.containers_, fake.images_, fake.volumes_ = saved
+        fake.containers_, fake.images_, fake.volumes_, fake.networks_ = saved
 
 
 def _fill(data: dict | None, ref: str) -> dict | None:
@@ -193,12 +201,13 @@ def test_lists_show_each_role_only_what_it_may_see(world):
         assert names(role, "/api/volumes/", "name") == ["red-data"]
         assert sorted(names(role, "/api/images/", "id")) == sorted([refs["image", "red"], refs["image", None]])
         assert names(role, "/api/jobs/", "id") == [refs["job", "red"]]
+        assert names(role, "/api/networks/", "name") == ["cli-net", "red-net"]
     assert names("blue_admin", "/api/containers/", "name") == ["blue-web"]
     assert Client().get("/api/containers/").status_code == 401
 
 
 def test_anonymous_pages_send_to_the_login_page(world):
-    for url in ("/", "/containers/", "/images/", "/volumes/", "/jobs/", "/audit/", "/accounts/tokens/",
+    for url in ("/", "/containers/", "/images/", "/volumes/", "/networks/", "/jobs/", "/audit/", "/accounts/tokens/",
                 "/containers/run/"):
         response = Client().get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
