@@ -24,5 +24,6 @@ urlpatterns = [
     path("images/", include("dockweb.images.urls")),
     path("volumes/", include("dockweb.volumes.urls")),
     path("networks/", include("dockweb.networks.urls")),
+    path("hosts/", include("dockweb.hosts.urls")),
     path("", include("dockweb.core.urls")),
 ]
