@@ -19,6 +19,13 @@ class EngineConfig:
     log_max_files: int = 3
     busybox_path: Path = Path("/bin/busybox")
     default_shm_size: int = 64 * 1024 * 1024
+    # Registries reached over plain http (or https without certificate checks): "host:port", "host" or a CIDR.
+    # Like dockerd, localhost and 127.0.0.0/8 are insecure whatever this says (DOCKWEB_INSECURE_REGISTRIES).
+    insecure_registries: tuple[str, ...] = ()
+    # ADD <url> in builds: loopback, link-local and private addresses are refused unless allowed (tests, labs).
+    build_add_allow_private: bool = False
+    build_add_max_bytes: int = 1 << 30
+    build_add_timeout: float = 300.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -60,6 +67,14 @@ class EngineConfig:
             kwargs["socket"] = Path(os.environ["DOCKWEB_ENGINE_SOCKET"])
         if os.environ.get("DOCKWEB_CGROUP_PARENT"):
             kwargs["cgroup_parent"] = os.environ["DOCKWEB_CGROUP_PARENT"]
+        if os.environ.get("DOCKWEB_INSECURE_REGISTRIES"):
+            kwargs["insecure_registries"] = tuple(
+                h.strip() for h in os.environ["DOCKWEB_INSECURE_REGISTRIES"].split(",") if h.strip())
+        allow = os.environ.get("DOCKWEB_BUILD_ADD_ALLOW_PRIVATE", "").strip().lower()
+        if allow:
+            if allow not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError(f"DOCKWEB_BUILD_ADD_ALLOW_PRIVATE must be 1/true/yes or 0/false/no, not {allow!r}")
+            kwargs["build_add_allow_private"] = allow in ("1", "true", "yes")
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("root", "socket", "busybox_path"):
             if key in kwargs:

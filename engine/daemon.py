@@ -24,6 +24,8 @@ class Engine:
     volumes: object = None
     backups: object = None
     networks: object = None
+    registry: object = None      # engine.registry.Registry: pull, push, login
+    builder: object = None       # engine.build.builder.Builder: build, commit, changes, export
 
 
 def build_engine(config: EngineConfig) -> Engine:
@@ -57,7 +59,14 @@ def build_engine(config: EngineConfig) -> Engine:
     from engine.volumes.backup import BackupStore
 
     backups = BackupStore(config, events, volumes, containers)
-    return Engine(config, events, images, containers, launcher, volumes, backups, networks)
+    from engine.registry import Registry
+
+    engine = Engine(config, events, images, containers, launcher, volumes, backups, networks)
+    engine.registry = Registry(config, images)
+    from engine.build.builder import Builder
+
+    engine.builder = Builder(config, events, images, containers, registry=engine.registry)
+    return engine
 
 
 def serve(config: EngineConfig) -> None:

@@ -655,6 +655,31 @@ class ImageStore:
         """Make a private temporary directory on the store's filesystem (removed at the next start if left)."""
         return Path(tempfile.mkdtemp(prefix="spool-", dir=self._tmp))
 
+    # -- registry blobs (REGISTRY helper) -----------------------------------------------------------------------
+    # Which compressed blob holds a layer in which registry repository, as dockerd's v2 metadata service keeps it:
+    # a push skips a layer the repository has ("Layer already exists") or mounts it from another repository.
+
+    _BLOB_SOURCES_MAX = 16
+
+    def _blob_sources_file(self) -> Path:
+        return self.root / "distribution.json"
+
+    def record_blob(self, diff_id: str, digest: str, repository: str, compression: str, size: int) -> None:
+        """Remember that repository (domain/path) holds layer diff_id as blob digest (gzip, zstd or none)."""
+        with self._lock:
+            doc = read_json(self._blob_sources_file(), {}) or {}
+            entry = {"digest": digest, "repository": repository, "compression": compression, "size": size}
+            sources = [s for s in doc.get(diff_id, []) if (s.get("digest"), s.get("repository")) != (
+                digest, repository)]
+            doc[diff_id] = [entry, *sources][:self._BLOB_SOURCES_MAX]
+            write_json(self._blob_sources_file(), doc)
+
+    def blob_sources(self, diff_id: str) -> list[dict]:
+        """Return what record_blob remembered for a layer, newest first: [{digest, repository, compression, size}]."""
+        with self._lock:
+            doc = read_json(self._blob_sources_file(), {}) or {}
+            return [dict(s) for s in doc.get(diff_id, []) if isinstance(s, dict)]
+
 
 def _make_writable_and_retry(func: Callable, path: str, _exc: object) -> None:
     # Without root, a read-only directory from a layer (0555) cannot lose its entries: open it up first.

@@ -247,10 +247,16 @@ def stats(engine, req, ref):
     return StreamResponse(body(), "application/json")
 
 
-def export_unsupported(engine, req, ref):
-    from engine.errors import NotImplementedYet
-    engine.containers.get(ref)
-    raise NotImplementedYet("docker export is not supported by this engine yet")
+# -- builder: docker export and docker diff ---------------------------------------------------------------------------
+
+def export(engine, req, ref):
+    """GET /containers/{id}/export: the container's filesystem as a tar, composed from its layers (no mount)."""
+    return StreamResponse(engine.builder.export(ref), "application/x-tar")
+
+
+def changes(engine, req, ref):
+    """GET /containers/{id}/changes: docker diff's list ([{"Path", "Kind"}]); an unchanged container gives null."""
+    return json_response(engine.builder.changes(ref) or None)
 
 
 R = r"(?P<ref>[^/]+)"
@@ -272,6 +278,7 @@ ROUTES = [
     ("GET", rf"/containers/{R}/logs", logs),
     ("GET", rf"/containers/{R}/top", top),
     ("GET", rf"/containers/{R}/stats", stats),
-    ("GET", rf"/containers/{R}/export", export_unsupported),
+    ("GET", rf"/containers/{R}/export", export),
+    ("GET", rf"/containers/{R}/changes", changes),
     ("DELETE", rf"/containers/{R}", remove),
 ]

@@ -88,7 +88,7 @@ def image_history(engine: Any, req: Request, name: str) -> Response:
 
 
 def create_image(engine: Any, req: Request) -> StreamResponse:
-    """POST /images/create: import a rootfs tar (fromSrc=-); pulling needs the registry client, not here yet."""
+    """POST /images/create: import a rootfs tar (fromSrc=-) or pull from a registry (fromImage)."""
     from_src = req.arg("fromSrc")
     from_image = req.arg("fromImage")
     if from_src is not None:
@@ -100,11 +100,51 @@ def create_image(engine: Any, req: Request) -> StreamResponse:
             message=req.arg("message") or "", changes=req.args("changes"))
         return StreamResponse(json_stream([{"status": image.id}]))
     if from_image:
-        ref = reference.parse(from_image)
-        # No registry client yet: answer what dockerd answers when no registry has the repository.
+        return _pull(engine, req, from_image)
+    raise InvalidParameter("either fromSrc or fromImage must be given")
+
+
+# -- registry: pull and push (REGISTRY helper) ---------------------------------------------------------------------
+
+def _registry_stream(messages: Any) -> StreamResponse:
+    """Stream a registry generator; an error before its first message is a plain HTTP error.
+
+    Refused registry credentials stay a 500 here, as dockerd answers them: a 401 on pull or push makes the
+    docker CLI start an interactive login, which waits forever for a username without a terminal.
+    """
+    return StreamResponse(json_stream(messages, prime=True))
+
+
+def _pull(engine: Any, req: Request, from_image: str) -> StreamResponse:
+    """The fromImage branch: tag may be a tag or a digest (the CLI sends name@digest as tag=sha256:...)."""
+    from engine.registry import decode_auth_header
+
+    ref = reference.parse(from_image)
+    if getattr(engine, "registry", None) is None:
+        # An engine built without a registry client (unit harnesses): dockerd's answer when no registry has it.
         raise NotFound(f"pull access denied for {ref.familiar_name}, repository does not exist or may require "
                        "'docker login'")
-    raise InvalidParameter("either fromSrc or fromImage must be given")
+    tag = req.arg("tag") or ""
+    if tag:
+        if reference.digest_of(tag) and tag.startswith("sha256:"):
+            ref = reference.Reference(ref.domain, ref.path, "", tag)
+        else:
+            ref = reference.repo_tag(ref.name, tag)
+    auth = decode_auth_header(req.headers.get("x-registry-auth"))
+    platform = req.arg("platform") or None
+    return _registry_stream(engine.registry.pull_stream(ref.full(), auth, platform))
+
+
+def push_image(engine: Any, req: Request, name: str) -> StreamResponse:
+    """POST /images/{name}/push?tag=: push one tag, or every tag of the repository without tag."""
+    from engine.registry import decode_auth_header
+
+    ref = reference.parse(name)
+    tag = req.arg("tag") or ""
+    if tag:
+        ref = reference.repo_tag(ref.name, tag)
+    auth = decode_auth_header(req.headers.get("x-registry-auth"))
+    return _registry_stream(engine.registry.push_stream(ref.full(), auth))
 
 
 def load_images(engine: Any, req: Request) -> StreamResponse:
@@ -152,5 +192,6 @@ ROUTES = [
     ("GET", r"/images/(?P<name>.+)/history", image_history),
     ("GET", r"/images/(?P<name>.+)/get", save_image),
     ("POST", r"/images/(?P<name>.+)/tag", tag_image),
+    ("POST", r"/images/(?P<name>.+)/push", push_image),
     ("DELETE", r"/images/(?P<name>.+)", remove_image),
 ]

@@ -455,13 +455,21 @@ def _images_df(engine: Any) -> dict:
 # auth and plugins
 
 def auth(engine: Any, req: Request) -> Response:
-    """Refuse registry logins honestly: the engine cannot check registry credentials yet."""
+    """POST /auth: check the credentials against the registry (REGISTRY helper); 401 with its answer if refused."""
+    from engine.registry import Unauthorized
+
     body = req.json()
     if not isinstance(body, dict):
         raise InvalidParameter("invalid login request: expected a JSON object with username, password, serveraddress")
-    server = body.get("serveraddress") or "https://index.docker.io/v1/"
-    return json_response(
-        {"message": f"login attempt to {server} failed: dockweb cannot verify registry credentials yet"}, 401)
+    if getattr(engine, "registry", None) is None:
+        server = body.get("serveraddress") or "https://index.docker.io/v1/"
+        return json_response({"message": f"login attempt to {server} failed: this engine has no registry client"},
+                             401)
+    try:
+        status = engine.registry.login(body)
+    except Unauthorized as e:
+        return json_response({"message": e.message}, 401)
+    return json_response({"Status": status, "IdentityToken": ""})
 
 
 def list_plugins(engine: Any, req: Request) -> Response:
