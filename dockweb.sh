@@ -26,8 +26,9 @@ ENGINE_SOCKET="${DOCKWEB_ENGINE_SOCKET:-/run/dockweb/engine.sock}"
 RUN_PACKAGES=(python3 python3-venv busybox-static libseccomp2 iproute2 iptables tini)
 # The control-plane tests start their own Redis and PostgreSQL servers from these packages (never the services),
 # and check docker-compose.dev.yml with docker-compose. The browser tests drive Debian's chromium with Playwright
-# (no browser download).
-TEST_PACKAGES=(redis-server postgresql docker-compose chromium)
+# (no browser download). The registry tests run Debian's docker-registry (the CNCF distribution registry) with an
+# htpasswd file made by apache2-utils' htpasswd.
+TEST_PACKAGES=(redis-server postgresql docker-compose chromium docker-registry apache2-utils)
 # The peers bench/run_container_bench.py compares against (docker.io brings dockerd and containerd).
 BENCH_PACKAGES=(docker.io runc crun)
 
