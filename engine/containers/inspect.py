@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine import state as st
+from engine.containers import health as healthmod
 from engine.containers.model import Container
 from engine.errors import InvalidParameter, SystemFailure
 
@@ -64,7 +65,7 @@ def inspect_doc(c: Container, config) -> dict:
         "Created": st.rfc3339(c.created_ns),
         "Path": c.path,
         "Args": c.args,
-        "State": state_doc(c),
+        "State": _with_health(state_doc(c), c),
         "Image": c.image_id,
         "ResolvConfPath": str(c.dir / "resolv.conf"),
         "HostnamePath": str(c.dir / "hostname"),
@@ -89,6 +90,28 @@ def inspect_doc(c: Container, config) -> dict:
         "Config": c.config,
         "NetworkSettings": network_settings(c),
     }
+
+
+def _with_health(doc: dict, c: Container) -> dict:
+    """Add State.Health when the container has run a healthcheck (dockerd omits it otherwise)."""
+    h = healthmod.read(c.dir) if c.config.get("Healthcheck") else None
+    if h is not None:
+        doc["Health"] = h.to_api()
+    return doc
+
+
+def _status_with_health(c: Container) -> str:
+    """ps Status: "Up 3 seconds (healthy)" / "(health: starting)" / "(unhealthy)" for a running container."""
+    text = c.status_text()
+    if c.state.status == "running" and c.config.get("Healthcheck"):
+        h = healthmod.read(c.dir)
+        if h is not None:
+            text = f"{text} ({h.text()})"
+    return text
+
+
+def _health_status(c: Container) -> str:
+    return healthmod.status_of(c.dir) if c.config.get("Healthcheck") else healthmod.NONE
 
 
 def mounts_doc(c: Container) -> list:
@@ -129,7 +152,7 @@ def list_item(c: Container, size: bool = False) -> dict:
         "Ports": ports,
         "Labels": c.labels,
         "State": c.state.status,
-        "Status": c.status_text(),
+        "Status": _status_with_health(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
         "NetworkSettings": net_settings,
         "Mounts": mounts_doc(c),
@@ -185,8 +208,12 @@ def matches_filters(c: Container, filters: dict[str, list[str]], by_ref) -> bool
                 ok = True
         if not ok:
             return False
-    if "health" in f and "none" not in f["health"]:
-        return False
+    if "health" in f:
+        for v in f["health"]:
+            if v not in healthmod.VALID_STATUSES:
+                raise InvalidParameter(f"Unrecognised filter value for health: {v}")
+        if _health_status(c) not in f["health"]:
+            return False
     if "network" in f:
         from engine.network.views import network_refs
         if not network_refs(c) & set(f["network"]):

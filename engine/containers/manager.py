@@ -57,6 +57,8 @@ class ContainerManager:
         self._restart_delay: dict[str, float] = {}
         self._closing = False
         self.execs = ExecRegistry()
+        from engine.containers.health import HealthMonitor
+        self.health = HealthMonitor(events, self._attrs)    # HEALTHCHECK probes of running containers
         self._monitor = threading.Thread(target=self._monitor_loop, name="supervisor-monitor", daemon=True)
 
     # ---------------------------------------------------------------- startup
@@ -99,6 +101,8 @@ class ContainerManager:
                 except Exception:
                     log.exception("restoring the networking of %s", c.id)
             self._watch(c)
+            if c.state.status == "running":
+                self._health_hook("start", c, resume=True)   # probing resumes where it was
             return
         if c.state.status in ("running", "paused", "restarting"):
             # It ended while the daemon was down: report it now and apply the restart policy.
@@ -420,6 +424,7 @@ class ContainerManager:
         s.ever_started = True
         c.save()
         self._watch(c)
+        self._health_hook("start", c)
         self._volume_events(c, "mount")
         self.events.publish("container", "start", c.id, self._attrs(c))
         self._notify()
@@ -506,6 +511,7 @@ class ContainerManager:
         s.error = exit_doc.get("error", "") or ""
         s.pid = 0
         c.save()
+        self._health_hook("stop", c)
         if self.networks is not None:
             try:
                 self.networks.stop(c)      # veths, addresses, published ports and DNS go with the process
@@ -671,6 +677,7 @@ class ContainerManager:
             self._cgroup(c).freeze()
             c.state.status = "paused"
             c.save()
+            self._health_hook("stop", c)      # dockerd stops probing a paused container (and says unhealthy)
         self.events.publish("container", "pause", c.id, self._attrs(c))
 
     def unpause(self, ref: str) -> None:
@@ -681,6 +688,7 @@ class ContainerManager:
             self._cgroup(c).thaw()
             c.state.status = "running"
             c.save()
+            self._health_hook("start", c, resume=True)
         self.events.publish("container", "unpause", c.id, self._attrs(c))
 
     def _cgroup_path(self, c: Container) -> str:
@@ -739,6 +747,7 @@ class ContainerManager:
             self._finish_remove(c, volumes)
 
     def _finish_remove(self, c: Container, volumes: bool) -> None:
+        self._health_hook("stop", c, mark=False)
         if self.networks is not None:
             try:
                 self.networks.forget(c)
@@ -838,6 +847,13 @@ class ContainerManager:
                             {**self._attrs(c), "height": str(height), "width": str(width)})
 
     # ---------------------------------------------------------------- helpers
+
+    def _health_hook(self, action: str, c: Container, **kwargs) -> None:
+        """Start or stop a container's health probes; a failure there never fails the lifecycle verb."""
+        try:
+            getattr(self.health, action)(c, **kwargs)
+        except Exception:
+            log.exception("health check %s for container %s", action, c.id)
 
     def _attrs(self, c: Container) -> dict:
         attrs = {"image": c.image_ref, "name": c.name}
