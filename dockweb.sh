@@ -27,8 +27,10 @@ RUN_PACKAGES=(python3 python3-venv busybox-static libseccomp2 iproute2 iptables 
 # The control-plane tests start their own Redis and PostgreSQL servers from these packages (never the services),
 # and check docker-compose.dev.yml with docker-compose. The browser tests drive Debian's chromium with Playwright
 # (no browser download). The registry tests run Debian's docker-registry (the CNCF distribution registry) with an
-# htpasswd file made by apache2-utils' htpasswd.
-TEST_PACKAGES=(redis-server postgresql docker-compose chromium docker-registry apache2-utils)
+# htpasswd file made by apache2-utils' htpasswd; the base-image test runs debootstrap. docker.io brings a docker
+# CLI when the machine has none, and the private dockerd the save/load round-trip test starts (its service is
+# never started: policy-rc.d below).
+TEST_PACKAGES=(redis-server postgresql docker-compose chromium docker-registry apache2-utils debootstrap docker.io)
 # The peers bench/run_container_bench.py compares against (docker.io brings dockerd and containerd).
 BENCH_PACKAGES=(docker.io runc crun)
 
@@ -110,12 +112,8 @@ install_runtime() {
 install_test() {
     install_runtime
     apt_install "${TEST_PACKAGES[@]}"
-    # The integration tests drive the engine with the real docker CLI. Debian's docker.io brings one;
-    # its daemon is never started (policy-rc.d above, and nothing here runs it).
-    if ! command -v docker >/dev/null 2>&1; then
-        apt_install docker.io
-        command -v docker >/dev/null 2>&1 || die "docker.io is installed but no docker CLI is on PATH"
-    fi
+    # The integration tests drive the engine with the real docker CLI.
+    command -v docker >/dev/null 2>&1 || die "docker.io is installed but no docker CLI is on PATH"
 }
 
 install_bench() {
