@@ -7,7 +7,6 @@ re-reads the container from the engine into the model and writes the audit log.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -22,6 +21,7 @@ from dockweb.core import client
 from dockweb.core.audit import record
 from dockweb.core.errors import EngineError, EngineNotFound
 from dockweb.core.ownership import TeamCache, parse_engine_time, team_id_for
+from dockweb.core.sync import Drift
 from dockweb.hosts.models import Host
 
 log = logging.getLogger("dockweb.containers")
@@ -349,13 +349,6 @@ def _upsert(host: Host, attrs: dict, teams: TeamCache) -> Container:
 
 def delete_container_row(host: Host, engine_id: str) -> None:
     Container.objects.filter(host=host, engine_id=engine_id).delete()
-
-
-@dataclass
-class Drift:
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
 
 
 def reconcile(host: Host) -> Drift:

@@ -13,11 +13,11 @@ from django.utils import timezone
 from dockweb.accounts.models import TEAM_LABEL
 from dockweb.accounts.permissions import get_for_user, team_for_user, visible
 from dockweb.containers.models import Container
-from dockweb.containers.services import Drift
+from dockweb.core.sync import Drift, reconcile_rows, upsert
 from dockweb.core import client
 from dockweb.core.audit import record
 from dockweb.core.errors import EngineError, EngineNotFound
-from dockweb.core.ownership import TeamCache, parse_engine_time, team_id_for
+from dockweb.core.ownership import TeamCache, parse_engine_time
 from dockweb.hosts.models import Host
 from dockweb.networks.models import Network
 
@@ -180,12 +180,7 @@ def fields_from_engine(doc: dict) -> dict:
 
 
 def _upsert(host: Host, doc: dict, teams: TeamCache) -> Network:
-    fields = fields_from_engine(doc)
-    row = Network.objects.filter(host=host, engine_id=doc["Id"]).first()
-    fields["team_id"] = team_id_for(fields["labels"], row.team_id if row else None, teams)
-    net, _ = Network.objects.update_or_create(host=host, engine_id=doc["Id"],
-                                              defaults={**fields, "synced_at": timezone.now()})
-    return net
+    return upsert(Network, host, {"engine_id": doc["Id"]}, fields_from_engine(doc), teams)
 
 
 def sync_network(host: Host, ident: str) -> Network | None:
@@ -209,21 +204,4 @@ def reconcile(host: Host) -> Drift | None:
             docs = [api.inspect_network(n["Id"]) for n in api.networks()]
     except EngineNotFound:
         return None
-    rows = {n.engine_id: n for n in Network.objects.filter(host=host)}
-    teams = TeamCache()
-    drift = Drift()
-    for doc in docs:
-        row = rows.pop(doc["Id"], None)
-        if row is None:
-            _upsert(host, doc, teams)
-            drift.added += 1
-            continue
-        fields = fields_from_engine(doc)
-        fields["team_id"] = team_id_for(fields["labels"], row.team_id, teams)
-        if any(getattr(row, k) != v for k, v in fields.items()):
-            Network.objects.filter(pk=row.pk).update(**fields, synced_at=timezone.now())
-            drift.updated += 1
-    gone = [row.pk for row in rows.values() if row.synced_at < started]
-    drift.removed = len(gone)
-    Network.objects.filter(pk__in=gone).delete()
-    return drift
+    return reconcile_rows(Network, host, docs, "engine_id", "Id", fields_from_engine, started)

@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from dockweb.accounts.models import TEAM_LABEL
 from dockweb.accounts.permissions import get_for_user, team_for_user, visible
-from dockweb.containers.services import Drift
+from dockweb.core.sync import Drift, reconcile_rows, upsert
 from dockweb.core import client
 from dockweb.core.audit import record
 from dockweb.core.errors import EngineError, EngineNotFound
-from dockweb.core.ownership import TeamCache, parse_engine_time, team_id_for
+from dockweb.core.ownership import TeamCache, parse_engine_time
 from dockweb.hosts.models import Host
 from dockweb.volumes.models import Volume
 
@@ -129,12 +129,7 @@ def fields_from_engine(doc: dict) -> dict:
 
 
 def _upsert(host: Host, doc: dict, teams: TeamCache) -> Volume:
-    fields = fields_from_engine(doc)
-    row = Volume.objects.filter(host=host, name=doc["Name"]).first()
-    fields["team_id"] = team_id_for(fields["labels"], row.team_id if row else None, teams)
-    vol, _ = Volume.objects.update_or_create(host=host, name=doc["Name"],
-                                             defaults={**fields, "synced_at": timezone.now()})
-    return vol
+    return upsert(Volume, host, {"name": doc["Name"]}, fields_from_engine(doc), teams)
 
 
 def sync_volume(host: Host, name: str) -> Volume | None:
@@ -157,20 +152,4 @@ def reconcile(host: Host) -> Drift | None:
     except EngineNotFound:
         # Every Docker API has /volumes: a 404 means this engine does not serve it yet. Keep the rows.
         return None
-    rows = {v.name: v for v in Volume.objects.filter(host=host)}
-    teams = TeamCache()
-    drift = Drift()
-    for doc in docs:
-        row = rows.pop(doc["Name"], None)
-        fields = fields_from_engine(doc)
-        fields["team_id"] = team_id_for(fields["labels"], row.team_id if row else None, teams)
-        if row is None:
-            _upsert(host, doc, teams)
-            drift.added += 1
-        elif any(getattr(row, k) != v for k, v in fields.items()):
-            Volume.objects.filter(pk=row.pk).update(**fields, synced_at=timezone.now())
-            drift.updated += 1
-    gone = [row.pk for row in rows.values() if row.synced_at < started]
-    drift.removed = len(gone)
-    Volume.objects.filter(pk__in=gone).delete()
-    return drift
+    return reconcile_rows(Volume, host, docs, "name", "Name", fields_from_engine, started)
