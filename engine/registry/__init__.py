@@ -10,7 +10,7 @@ from engine.images.store import Image, ImageStore
 from engine.registry.auth import AuthConfig, Unauthorized, auth_for, decode_auth_header, decode_config_header
 from engine.registry.client import RegistryClient, RegistryError, Unreachable, VerificationFailed
 from engine.registry.config import RegistryHosts, normalize_server_address
-from engine.registry.pull import pull_messages
+from engine.registry.pull import pull_all_tags_messages, pull_messages
 from engine.registry.push import push_messages, push_targets
 
 __all__ = ["Registry", "Unauthorized", "RegistryError", "Unreachable", "VerificationFailed", "auth_for",
@@ -33,9 +33,14 @@ class Registry:
         self.images = images
         self.hosts = RegistryHosts(tuple(config.insecure_registries))
 
-    def pull_stream(self, ref: str, auth: dict | None = None,
-                    platform: str | None = None) -> Generator[dict, None, Image]:
-        """Pull ref (name[:tag][@digest], tag latest by default), yielding Docker's JSON messages."""
+    def pull_stream(self, ref: str, auth: dict | None = None, platform: str | None = None,
+                    all_tags: bool = False) -> Generator[dict, None, Image | list[Image]]:
+        """Pull ref (name[:tag][@digest], tag latest by default), yielding Docker's JSON messages.
+
+        With all_tags, ref is a bare repository name and every tag the registry lists is pulled (docker pull -a).
+        """
+        if all_tags:
+            return pull_all_tags_messages(self.images, self.hosts, reference.parse(ref), auth, platform)
         return pull_messages(self.images, self.hosts, reference.parse_tagged(ref), auth, platform)
 
     def pull(self, ref: str, auth: dict | None = None, platform: str | None = None,

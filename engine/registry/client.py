@@ -8,8 +8,10 @@ import http.client
 import json
 import logging
 import os
+import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -51,6 +53,10 @@ class Unreachable(EngineError):
     """The registry did not answer at all (refused, timed out, bad TLS): a 500 naming the cause."""
 
 
+class Aborted(EngineError):
+    """A transfer stopped because the client was aborted (another transfer of the same pull failed)."""
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -80,6 +86,7 @@ class Resp:
     raw: http.client.HTTPResponse
     conn: http.client.HTTPConnection
     url: str
+    client: "RegistryClient | None" = None
 
     def read(self, n: int = -1) -> bytes:
         return self.raw.read(n) if n >= 0 else self.raw.read()
@@ -98,10 +105,16 @@ class Resp:
             self.raw.close()
         finally:
             self.conn.close()
+            if self.client is not None:
+                self.client._track(self.conn, False)
 
 
 class RegistryClient:
-    """One registry endpoint, one set of credentials; remembers the auth scheme and tokens it was given."""
+    """One registry endpoint, one set of credentials; remembers the auth scheme and tokens it was given.
+
+    Safe to share between the threads of one pull: requests have their own connections and the token is
+    fetched under a lock. abort() makes every transfer in flight, and every later request, fail with Aborted.
+    """
 
     def __init__(self, hosts: RegistryHosts, domain: str, auth: AuthConfig | None = None,
                  timeout: float = 60.0) -> None:
@@ -116,8 +129,38 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._token = ""
         self._token_scopes: tuple[str, ...] = ()
+        self._lock = threading.Lock()             # guards _open and _aborted
+        self._token_lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+        self._aborted = False
 
     # -- connection and auth ------------------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Cut every connection in flight and refuse new requests: blocked reads return at once."""
+        with self._lock:
+            self._aborted = True
+            conns = list(self._open)
+        for conn in conns:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def _track(self, conn: http.client.HTTPConnection, on: bool) -> None:
+        with self._lock:
+            if on:
+                if self._aborted:
+                    raise Aborted(f"transfer from {self.domain} cancelled")
+                self._open.add(conn)
+            else:
+                self._open.discard(conn)
 
     def add_scope(self, repo_path: str, actions: str) -> None:
         """Ask for repository:<path>:<actions> in the next bearer token (pull, or pull,push)."""
@@ -142,13 +185,17 @@ class RegistryClient:
         for _ in range(redirects + 1):
             conn, target = self._connect(url)
             hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
+            self._track(conn, True)
             try:
                 conn.request(method, target, body=body, headers=hdrs)
                 raw = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
+                self._track(conn, False)
+                if self._aborted:
+                    raise Aborted(f"transfer from {self.domain} cancelled") from e
                 raise Unreachable(f'{method.capitalize()} "{url}": {_cause(e, urllib.parse.urlsplit(url).netloc)}') from e
-            resp = Resp(raw.status, raw.headers, raw, conn, url)
+            resp = Resp(raw.status, raw.headers, raw, conn, url, self)
             if raw.status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") and raw.getheader("Location"):
                 new = urllib.parse.urljoin(url, raw.getheader("Location"))
                 resp.close()
@@ -211,10 +258,12 @@ class RegistryClient:
             if self.auth.registrytoken:
                 return "Bearer " + self.auth.registrytoken
             scopes = tuple(self.scopes)
-            if fresh or not self._token or self._token_scopes != scopes:
-                self._token = self._fetch_token(c, scopes)
-                self._token_scopes = scopes
-            return "Bearer " + self._token
+            # One fetch for the threads of a pull that all find the token missing at the same moment.
+            with self._token_lock:
+                if fresh or not self._token or self._token_scopes != scopes:
+                    self._token = self._fetch_token(c, scopes)
+                    self._token_scopes = scopes
+                return "Bearer " + self._token
         return None
 
     def _fetch_token(self, c: Challenge, scopes: tuple[str, ...]) -> str:
@@ -337,6 +386,31 @@ class RegistryClient:
             raise VerificationFailed(f"registry stored manifest {told}, expected {digest}")
         return digest
 
+    def list_tags(self, repo: str, page_size: int | None = None) -> list[str]:
+        """List a repository's tags (GET /v2/<repo>/tags/list), following the Link rel="next" pages."""
+        path = f"/v2/{repo}/tags/list" + (f"?n={page_size}" if page_size else "")
+        tags: list[str] = []
+        seen: set[str] = set()
+        while path:
+            if path in seen:
+                raise RegistryError(0, "", f"registry {self.domain} sent a tags list page that links to itself")
+            seen.add(path)
+            resp = self.request("GET", path, {"Accept": "application/json"})
+            try:
+                body = resp.read_limited(MAX_MANIFEST, "tags list")
+            except (OSError, http.client.HTTPException) as e:
+                raise Unreachable(f'Get "{resp.url}": {_cause(e)}') from e
+            finally:
+                resp.close()
+            try:
+                page = json.loads(body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(resp.status, "", f"registry {self.domain} sent a tags list that is not "
+                                                     f"JSON for {repo}") from None
+            tags += [t for t in page if isinstance(t, str)]
+            path = _next_link(resp.header("Link"))
+        return tags
+
     # -- blobs --------------------------------------------------------------------------------------------------
 
     def blob_size(self, repo: str, digest: str) -> int | None:
@@ -401,6 +475,8 @@ class RegistryClient:
                                                  f"more than the {size} bytes the manifest gives")
                     yield have
             except (OSError, http.client.HTTPException) as e:
+                if self._aborted:
+                    raise Aborted(f"download of {digest} cancelled") from e
                 log.info("download of %s interrupted at %d bytes (attempt %d): %s", digest, have, attempt, e)
                 if attempt == MAX_ATTEMPTS:
                     raise Unreachable(f'Get "{resp.url}": {_cause(e)}') from e
@@ -538,6 +614,16 @@ class _Window:
     def seek(self, pos: int) -> None:
         self.f.seek(self.start + pos)
         self.left = self.n - pos
+
+
+def _next_link(header: str) -> str:
+    """Return the target of a Link header's rel="next" entry (`</v2/x/tags/list?last=b&n=2>; rel="next"`), or ""."""
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        target = target.strip()
+        if target.startswith("<") and target.endswith(">") and re.search(r'rel="?next"?', params):
+            return target[1:-1]
+    return ""
 
 
 def _registry_errors(body: bytes) -> list[RegistryError]:

@@ -27,19 +27,55 @@ class RegistryHosts:
     def is_insecure(self, domain: str) -> bool:
         """Tell whether plain http (and unverified https) is allowed for domain, as dockerd decides it."""
         host = split_host(domain)
-        if domain in self.insecure or host in self.insecure or host == "localhost":
+        entries = [_strip_scheme(e.strip()) for e in self.insecure]
+        if domain in entries or host in entries or host == "localhost":
             return True
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return False
         nets = list(_DEFAULT_INSECURE_NETS)
-        for entry in self.insecure:
+        for entry in entries:
             try:
                 nets.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 continue  # a host[:port] entry, matched above
         return any(ip in net for net in nets)
+
+
+def _strip_scheme(entry: str) -> str:
+    for prefix in ("http://", "https://"):
+        if entry.lower().startswith(prefix):
+            return entry[len(prefix):]
+    return entry
+
+
+def registry_config(insecure: tuple[str, ...] | list[str]) -> dict:
+    """Describe the registry settings as GET /info's RegistryConfig does (dockerd's loadInsecureRegistries).
+
+    CIDR entries (normalized to their network, user entries first, then ::1/128 and 127.0.0.0/8, each once) go
+    to InsecureRegistryCIDRs; host[:port] entries become IndexConfigs that are not Secure; docker.io is the
+    one Official index.
+    """
+    cidrs: list[str] = []
+    index_configs: dict[str, dict] = {}
+    for entry in [*insecure, "::1/128", "127.0.0.0/8"]:
+        entry = _strip_scheme(entry.strip())
+        if not entry:
+            continue
+        net = None
+        if "/" in entry:
+            try:
+                net = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                net = None
+        if net is not None:
+            if str(net) not in cidrs:
+                cidrs.append(str(net))
+        else:
+            index_configs[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+    index_configs[DEFAULT_DOMAIN] = {"Name": DEFAULT_DOMAIN, "Mirrors": [], "Secure": True, "Official": True}
+    return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": dict(sorted(index_configs.items())), "Mirrors": []}
 
 
 def split_host(domain: str) -> str:

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+import queue
 import re
 import shutil
+import threading
 import time
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generator
+from pathlib import Path
+from typing import BinaryIO, Generator, Iterator
 
 from engine.errors import InvalidParameter, NoSuchImage, NotFound
 from engine.images.layers import chain_id
 from engine.images.reference import Reference, short_id
 from engine.images.store import Image, ImageStore, host_architecture
 from engine.registry.auth import AuthConfig
-from engine.registry.client import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST,
-                                    RegistryClient, RegistryError, open_spool)
+from engine.registry.client import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST, Aborted,
+                                    RegistryClient, RegistryError)
 from engine.registry.config import RegistryHosts
+
+log = logging.getLogger(__name__)
 
 _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
@@ -31,6 +38,7 @@ _LAYER_TYPES = {
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
 }
 PROGRESS_INTERVAL = 0.1   # seconds between two Downloading messages of one layer
+MAX_CONCURRENT_DOWNLOADS = 3   # dockerd's max-concurrent-downloads default
 
 
 @dataclass(frozen=True)
@@ -165,12 +173,56 @@ def pull_messages(store: ImageStore, hosts: RegistryHosts, ref: Reference, auth:
     """Pull ref, yielding Docker's JSON progress messages; return the stored image.
 
     The first message comes only once the manifest is known, so a missing repository or refused credentials
-    surface as a plain HTTP error. Layers go to a spool file first (digest verified), then into the store
+    surface as a plain HTTP error. Layers go to spool files first (digest verified), then into the store
     under a hold: a failure anywhere leaves no layer and no image behind.
     """
-    want = parse_platform(platform) if platform else host_platform()
+    client = _client(hosts, ref, auth)
+    image, updated = yield from _pull_tag(store, client, ref, platform)
+    yield _final_status(ref, updated)
+    return image
+
+
+def pull_all_tags_messages(store: ImageStore, hosts: RegistryHosts, ref: Reference, auth: dict | None = None,
+                           platform: str | None = None) -> Generator[dict, None, list[Image]]:
+    """Pull every tag of the repository ref names (docker pull -a), one after the other, as dockerd does.
+
+    Each tag gets its "Pulling from" and "Digest:" lines; one status line for the repository closes the stream.
+    """
+    if not ref.is_name_only():
+        raise InvalidParameter(f"pulling all tags needs a repository name without tag or digest, "
+                               f"not {ref.familiar()}")
+    client = _client(hosts, ref, auth)
+    try:
+        tags = client.list_tags(ref.path)
+    except RegistryError as e:
+        raise _translate(e, ref) from None
+    if not tags:
+        raise NotFound(f"repository {ref.familiar_name} has no tags to pull")
+    images, updated = [], False
+    for tag in tags:
+        image, tag_updated = yield from _pull_tag(store, client, Reference(ref.domain, ref.path, tag), platform)
+        images.append(image)
+        updated = updated or tag_updated
+    yield _final_status(ref, updated)
+    return images
+
+
+def _client(hosts: RegistryHosts, ref: Reference, auth: dict | None) -> RegistryClient:
     client = RegistryClient(hosts, ref.domain, AuthConfig.from_dict(auth))
     client.add_scope(ref.path, "pull")
+    return client
+
+
+def _final_status(ref: Reference, updated: bool) -> dict:
+    if updated:
+        return {"status": f"Status: Downloaded newer image for {ref.familiar()}"}
+    return {"status": f"Status: Image is up to date for {ref.familiar()}"}
+
+
+def _pull_tag(store: ImageStore, client: RegistryClient, ref: Reference,
+              platform: str | None) -> Generator[dict, None, tuple[Image, bool]]:
+    """Pull one tag or digest up to its "Digest:" line; return the image and whether ref now names another one."""
+    want = parse_platform(platform) if platform else host_platform()
     digest, manifest = resolve_manifest(client, ref, want)
     config_desc = manifest.get("config") or {}
     config_digest = _check_digest(config_desc.get("digest"), "the image config")
@@ -203,8 +255,7 @@ def pull_messages(store: ImageStore, hosts: RegistryHosts, ref: Reference, auth:
         raise NotFound(f"image with reference {ref.familiar()} was found but does not match the specified "
                        f"platform: wanted {want}, actual: {actual}")
 
-    tag_or_digest = ref.digest or ref.tag
-    yield {"status": f"Pulling from {ref.path}", "id": tag_or_digest}
+    yield {"status": f"Pulling from {ref.path}", "id": ref.digest or ref.tag}
     try:
         before = store.resolve(ref.full())
     except NoSuchImage:
@@ -212,57 +263,176 @@ def pull_messages(store: ImageStore, hosts: RegistryHosts, ref: Reference, auth:
     spool = store.spool_dir()
     try:
         with store.hold() as held:
-            parents, present = [], []
-            parent = ""
+            jobs, parent = [], ""
             for layer, diff_id in zip(layers, diff_ids):
-                parents.append(parent)
-                parent = chain_id(parent, diff_id)
-                present.append(store.has_layer(parent, held))
-            for layer, here in zip(layers, present):
-                yield _status("Already exists" if here else "Pulling fs layer", short_id(layer["digest"]))
-            downloaded = []
-            for layer, diff_id, parent, here in zip(layers, diff_ids, parents, present):
-                if here:
-                    continue
-                yield from _pull_layer(store, client, ref, layer, diff_id, parent, held, spool)
-                downloaded.append((layer, diff_id))
+                chain = chain_id(parent, diff_id)
+                size = layer.get("size")
+                jobs.append(_LayerJob(layer["digest"], diff_id, parent,
+                                      size if isinstance(size, int) and size >= 0 else None,
+                                      _LAYER_TYPES[layer["mediaType"]], store.has_layer(chain, held)))
+                parent = chain
+            yield from _layer_announcements(jobs)
+            todo = [job for job in jobs if not job.present]
+            if todo:
+                yield from _fetch_and_apply(store, client, ref, todo, held, spool)
             image_id = store.commit_image(config_bytes, held)
             if ref.tag:
                 store.set_tag(Reference(ref.domain, ref.path, ref.tag), image_id)
             store.set_tag(Reference(ref.domain, ref.path, "", digest), image_id)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
-    for layer, diff_id in downloaded:
-        store.record_blob(diff_id, layer["digest"], ref.name, _LAYER_TYPES[layer["mediaType"]],
-                          int(layer.get("size") or 0))
+    for job in todo:
+        store.record_blob(job.diff_id, job.digest, ref.name, job.compression, job.size or 0)
     store.publish(image_id, "pull", ref.familiar())
     yield {"status": f"Digest: {digest}"}
-    if before == image_id:
-        yield {"status": f"Status: Image is up to date for {ref.familiar()}"}
-    else:
-        yield {"status": f"Status: Downloaded newer image for {ref.familiar()}"}
-    return store.get(image_id)
+    return store.get(image_id), before != image_id
 
 
-def _pull_layer(store: ImageStore, client: RegistryClient, ref: Reference, layer: dict, diff_id: str,
-                parent: str, held: set[str], spool) -> Generator[dict, None, None]:
-    """Download one layer blob to a spool file (verified), then unpack it into the store."""
-    digest = layer["digest"]
-    lid = short_id(digest)
-    size = layer.get("size")
-    size = int(size) if isinstance(size, int) and size >= 0 else None
-    with open_spool(spool) as f:
-        last = 0.0
-        got = 0
-        for got in client.download_blob(ref.path, digest, size, f):
+@dataclass
+class _LayerJob:
+    """One layer of the manifest: its blob, what it unpacks to, and on top of which chain."""
+
+    digest: str
+    diff_id: str
+    parent: str               # chain id of the layers below, "" for the first
+    size: int | None          # as the manifest gives it
+    compression: str
+    present: bool             # unpacked in the store already (and held for this pull)
+
+    @property
+    def id(self) -> str:
+        return short_id(self.digest)
+
+
+def _layer_announcements(jobs: list[_LayerJob]) -> Iterator[dict]:
+    """Say what happens to each layer before any transfer starts, as dockerd's first lines do."""
+    announced: set[str] = set()
+    for job in jobs:
+        if job.id not in announced:
+            announced.add(job.id)
+            yield _status("Already exists" if job.present else "Pulling fs layer", job.id)
+    waiting = list(dict.fromkeys(job.id for job in jobs if not job.present))[MAX_CONCURRENT_DOWNLOADS:]
+    for lid in waiting:
+        yield _status("Waiting", lid)
+
+
+class _Cancelled(Exception):
+    """Raised inside a worker thread when the pull is being abandoned; never reported."""
+
+
+_DONE = object()
+
+
+def _fetch_and_apply(store: ImageStore, client: RegistryClient, ref: Reference, todo: list[_LayerJob],
+                     held: set[str], spool: Path) -> Generator[dict, None, None]:
+    """Download the blobs MAX_CONCURRENT_DOWNLOADS at a time while one thread unpacks them in layer order.
+
+    Workers put their messages on one queue that this generator yields from, so the stream stays in order
+    per layer (every download message precedes its layer's "Extracting"). The first failure anywhere, or
+    the consumer closing the generator, cancels the rest; all threads have stopped before this returns,
+    so the caller's hold can collect whatever was unpacked.
+    """
+    events: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS, thread_name_prefix="pull-download")
+    downloads: dict[str, Future] = {}
+    for job in todo:
+        if job.digest not in downloads:
+            downloads[job.digest] = pool.submit(_reporting, events, cancel, _download, client, ref, job,
+                                                spool / job.digest.split(":", 1)[1], events, cancel)
+    applier = threading.Thread(target=_reporting, name="pull-apply",
+                               args=(events, cancel, _apply_in_order, store, todo, downloads, held, spool,
+                                     events, cancel))
+    applier.start()
+    finished = False
+    try:
+        while True:
+            item = events.get()
+            if item is _DONE:
+                finished = True
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not finished:
+            # Stop the other transfers now rather than at their next chunk: a stalled one could wait a minute.
+            cancel.set()
+            client.abort()
+        pool.shutdown(wait=True, cancel_futures=True)
+        applier.join()
+
+
+def _reporting(events: queue.Queue, cancel: threading.Event, fn, *args) -> None:
+    """Run fn in a worker; its first real failure cancels the pull and goes to the queue for the generator."""
+    try:
+        fn(*args)
+    except BaseException as e:  # noqa: BLE001 - any failure of a worker must reach the generator
+        if not cancel.is_set():
+            cancel.set()
+            events.put(e)
+        elif not isinstance(e, (_Cancelled, Aborted, CancelledError)):
+            log.info("pull worker failed after the pull was cancelled: %s", e)
+
+
+def _download(client: RegistryClient, ref: Reference, job: _LayerJob, path: Path, events: queue.Queue,
+              cancel: threading.Event) -> None:
+    """Download one blob into path (resuming after a dropped connection), its digest verified."""
+    last, got = 0.0, 0
+    with open(path, "wb") as f:
+        for got in client.download_blob(ref.path, job.digest, job.size, f):
+            if cancel.is_set():
+                raise _Cancelled()
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL:
                 last = now
-                yield progress_message("Downloading", lid, got, size)
-        yield progress_message("Downloading", lid, got, size)
-        yield _status("Verifying Checksum", lid)
-        yield _status("Download complete", lid)
-        yield progress_message("Extracting", lid, got, size)
-        f.seek(0)
-        store.add_layer(f, parent, held, expect_diff_id=diff_id)
-    yield _status("Pull complete", lid)
+                events.put(progress_message("Downloading", job.id, got, job.size))
+    events.put(progress_message("Downloading", job.id, got, job.size))
+    events.put(_status("Verifying Checksum", job.id))
+    events.put(_status("Download complete", job.id))
+
+
+def _apply_in_order(store: ImageStore, todo: list[_LayerJob], downloads: dict[str, Future], held: set[str],
+                    spool: Path, events: queue.Queue, cancel: threading.Event) -> None:
+    """Unpack the downloaded blobs bottom layer first (each layer's parent must be in the store), then _DONE."""
+    uses: dict[str, int] = {}
+    for job in todo:
+        uses[job.digest] = uses.get(job.digest, 0) + 1
+    for job in todo:
+        downloads[job.digest].result()   # re-raises a download's failure; the worker has reported it
+        if cancel.is_set():
+            raise _Cancelled()
+        path = spool / job.digest.split(":", 1)[1]
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            store.add_layer(_ExtractReader(f, job.id, size, events, cancel), job.parent, held,
+                            expect_diff_id=job.diff_id)
+        uses[job.digest] -= 1
+        if not uses[job.digest]:
+            path.unlink()    # the spool holds at most the blobs not unpacked yet
+        events.put(_status("Pull complete", job.id))
+    events.put(_DONE)
+
+
+class _ExtractReader:
+    """The spooled blob as add_layer reads it: reports Extracting progress, stops when the pull is cancelled."""
+
+    def __init__(self, f: BinaryIO, layer_id: str, size: int, events: queue.Queue,
+                 cancel: threading.Event) -> None:
+        self.f, self.layer_id, self.size, self.events, self.cancel = f, layer_id, size, events, cancel
+        self.done, self.last = 0, 0.0
+        events.put(progress_message("Extracting", layer_id, 0, size))
+
+    def read(self, n: int = -1) -> bytes:
+        if self.cancel.is_set():
+            raise _Cancelled()
+        data = self.f.read(n)
+        self.done += len(data)
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL or self.done == self.size:
+            self.last = now
+            self.events.put(progress_message("Extracting", self.layer_id, self.done, self.size))
+        return data
+
+    def readable(self) -> bool:
+        return True

@@ -132,7 +132,8 @@ def _pull(engine: Any, req: Request, from_image: str) -> StreamResponse:
             ref = reference.repo_tag(ref.name, tag)
     auth = decode_auth_header(req.headers.get("x-registry-auth"))
     platform = req.arg("platform") or None
-    return _registry_stream(engine.registry.pull_stream(ref.full(), auth, platform))
+    # No tag anywhere is how `docker pull -a` and docker-py's all_tags=True ask for every tag (dockerd's rule too).
+    return _registry_stream(engine.registry.pull_stream(ref.full(), auth, platform, all_tags=ref.is_name_only()))
 
 
 def push_image(engine: Any, req: Request, name: str) -> StreamResponse:

@@ -99,6 +99,8 @@ def _git_commit() -> str:
 
 def info(engine: Any, req: Request) -> Response:
     """Describe the host and the engine's objects as GET /info does."""
+    from engine.registry.config import registry_config
+
     counts = engine.containers.counts()
     host = _host_facts()
     cg = _cgroup_facts()
@@ -142,11 +144,7 @@ def info(engine: Any, req: Request) -> Response:
         "OSType": "linux",
         "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
-            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}},
-            "Mirrors": [],
-        },
+        "RegistryConfig": registry_config(config.insecure_registries),
         "NCPU": host["NCPU"],
         "MemTotal": host["MemTotal"],
         "GenericResources": None,

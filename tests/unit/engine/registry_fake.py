@@ -1,5 +1,6 @@
-"""A small in-memory registry speaking the v2 API (basic or bearer auth, Range, chunked uploads, mounts),
-with hooks to misbehave: tampered blobs, connections cut mid-blob. Plus helpers to publish test images."""
+"""A small in-memory registry speaking the v2 API (basic or bearer auth, Range, chunked uploads, mounts, tags
+lists with Link pagination), with hooks to misbehave: tampered blobs, connections cut mid-blob or mid-PATCH,
+slow or watched blob downloads. Plus helpers to publish test images."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
@@ -42,7 +44,12 @@ class FakeRegistry:
     tampered: dict = field(default_factory=dict)     # digest -> bytes served instead
     cut_once: set = field(default_factory=set)       # digests whose first GET is cut after half the bytes
     no_range: bool = False
+    tags_page: int = 0                               # > 0: tags/list answers this many per page, Link to the next
+    fail_patch_once: int = 0                         # PATCHes to cut after keeping half their bytes
+    blob_hook: object = None                         # called as hook(digest, phase) with "start" and "end" of a GET
+    blob_rate: float = 0.0                           # > 0: bytes per second for each blob GET
     requests: list = field(default_factory=list)     # (method, path) in order
+    ranges: list = field(default_factory=list)       # (digest, start offset) of every ranged blob GET
     uploads: dict = field(default_factory=dict)
     tokens: set = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,6 +187,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._challenge()
         if path == "/v2/":
             return self._send(200, b"{}")
+        m = re.fullmatch(r"/v2/(.+)/tags/list", path)
+        if m and self.command == "GET":
+            return self._tags(m.group(1), query)
         m = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/(.+)", path)
         if m and m.group(2) == "manifests":
             return self._manifest(m.group(1), m.group(3))
@@ -209,6 +219,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = reg.tampered.get(real, body)
         self._send(200, body, {"Content-Type": ctype, "Docker-Content-Digest": real}, head=self.command == "HEAD")
 
+    def _tags(self, repo: str, query: dict) -> None:
+        reg = self.registry
+        if repo not in reg.manifests:
+            return self._error(404, "NAME_UNKNOWN", "repository name not known to registry")
+        tags = sorted(t for t in reg.manifests[repo] if not t.startswith("sha256:"))
+        n = int(query["n"][0]) if "n" in query else reg.tags_page
+        last = query.get("last", [""])[0]
+        tags = [t for t in tags if t > last]
+        headers = {"Content-Type": "application/json"}
+        if n and len(tags) > n:
+            tags = tags[:n]
+            headers["Link"] = f'</v2/{repo}/tags/list?last={tags[-1]}&n={n}>; rel="next"'
+        self._send(200, json.dumps({"name": repo, "tags": tags}).encode(), headers)
+
     def _blob(self, repo: str, digest: str) -> None:
         reg = self.registry
         if digest not in reg.repo_blobs.get(repo, set()):
@@ -220,10 +244,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         if rng and not reg.no_range:
             start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            with reg.lock:
+                reg.ranges.append((digest, start))
         with reg.lock:
             cut = digest in reg.cut_once
             reg.cut_once.discard(digest)
-        part = data[start:]
+        part = memoryview(data)[start:]   # no copy: the memory test measures the client, not the fake
+        if reg.blob_hook:
+            reg.blob_hook(digest, "start")
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(part)))
         if start:
@@ -235,7 +263,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.wfile.write(part)
+        try:
+            if reg.blob_rate:
+                step = max(1, int(reg.blob_rate / 20))
+                for i in range(0, len(part), step):
+                    self.wfile.write(part[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(step / reg.blob_rate)
+            else:
+                self.wfile.write(part)
+        except OSError:
+            self.close_connection = True   # the client went away (a cancelled pull)
+            return
+        if reg.blob_hook:
+            reg.blob_hook(digest, "end")
 
     def _upload(self, repo: str, uid: str, query: dict) -> None:
         reg = self.registry
@@ -260,7 +301,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if rng and int(rng.split("-")[0]) != len(reg.uploads[uid]):
                 self._body()
                 return self._error(416, "BLOB_UPLOAD_INVALID", "bad range")
-            reg.uploads[uid] += self._body()
+            body = self._body()
+            with reg.lock:
+                fail = reg.fail_patch_once > 0
+                reg.fail_patch_once -= 1 if fail else 0
+            if fail:
+                # The connection drops after the registry stored part of the chunk: the client must ask the
+                # session where it stands and send the rest.
+                reg.uploads[uid] += body[:len(body) // 2]
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            reg.uploads[uid] += body
             n = len(reg.uploads[uid])
             return self._send(202, b"", {"Location": f"/v2/{repo}/blobs/uploads/{uid}", "Range": f"0-{n - 1}"})
         if self.command == "PUT":
