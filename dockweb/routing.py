@@ -1,3 +1,5 @@
-"""Websocket routes (Channels). The live consumers (logs, exec, stats, events, job progress) plug in here."""
+"""Websocket routes (Channels): the live consumers (logs, exec, attach, stats, events, job progress)."""
 
-websocket_urlpatterns: list = []
+from dockweb.live.routing import websocket_urlpatterns as live_patterns
+
+websocket_urlpatterns: list = [*live_patterns]

@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "dockweb.images",
     "dockweb.volumes",
     "dockweb.networks",
+    "dockweb.live",
 ]
 
 MIDDLEWARE = [
@@ -240,6 +241,16 @@ elif _CHANNEL_LAYER == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
     raise ImproperlyConfigured(f"DOCKWEB_CHANNEL_LAYER={_CHANNEL_LAYER!r}: use redis or memory")
+
+# Live terminals: a dropped socket keeps its exec for LIVE_EXEC_GRACE seconds (a socket of the same user may
+# resume it); a terminal with no input or output for LIVE_EXEC_IDLE seconds is closed. With LIVE_KEEP_TRANSCRIPTS,
+# each session's output is kept under LIVE_TRANSCRIPT_DIR for site admins (the Transcript admin page).
+LIVE_EXEC_GRACE = env_int("DOCKWEB_LIVE_EXEC_GRACE", 60)
+LIVE_EXEC_IDLE = env_int("DOCKWEB_LIVE_EXEC_IDLE", 30 * 60)
+LIVE_KEEP_TRANSCRIPTS = env_bool("DOCKWEB_LIVE_KEEP_TRANSCRIPTS", False)
+LIVE_TRANSCRIPT_DIR = Path(env_str("DOCKWEB_LIVE_TRANSCRIPT_DIR", str(BASE_DIR / "var" / "transcripts")))
+# Uploaded build contexts wait here for the worker of the host (it runs on the same machine as the web).
+BUILD_CONTEXT_DIR = Path(env_str("DOCKWEB_BUILD_CONTEXT_DIR", str(BASE_DIR / "var" / "build-contexts")))
 
 REST_FRAMEWORK = {
     # Token first: an anonymous API call answers 401 naming its scheme (WWW-Authenticate), not a bare 403.

@@ -68,6 +68,7 @@ def container_detail(request, ref: str):
         "inspect_json": pretty_json(shown) if inspect else "",
         "can_operate": can(request.user, "operate", c), "can_logs": can_logs,
         "can_assign": is_site_admin(request.user) and not c.labels.get("dockweb.team"),
+        "tty": bool(config.get("Tty")),
         "teams": visible(Team, request.user)})
 
 
@@ -84,6 +85,13 @@ def container_log_tail(request, ref: str):
         error = e.message
     return render(request, "containers/_logs.html", {"container": c, "logs": logs, "engine_error": error,
                                                      "log_tail": tail})
+
+
+@login_required
+def container_attach(request, ref: str):
+    """A terminal attached to the container's main process (the socket checks the role and the TTY again)."""
+    c = services.get_container(request.user, ref, "operate")
+    return render(request, "containers/attach.html", {"container": c})
 
 
 @login_required

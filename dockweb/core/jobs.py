@@ -6,6 +6,7 @@ run_job is the only place that marks a job running, succeeded or failed: tasks s
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -71,6 +72,20 @@ def run_job(job_id: int, work: Callable[[Job], str | None], task_id: str = "") -
 def _audit(job: Job, result: str) -> None:
     record(job.kind, actor=job.user, obj=job, result=result,
            message=job.error if result != "ok" else (job.message or job.target))
+
+
+def append_log(job: Job | int, text: str) -> None:
+    """Add text to the job's log and send it to the job's live viewers ({"type": "job.log"} to its group)."""
+    from dockweb.core.events import job_group, publish
+
+    if not text:
+        return
+    if not isinstance(job, Job):
+        job = Job.objects.get(pk=job)
+    text = text if text.endswith("\n") else text + "\n"
+    job.append_log(text)
+    # "at": when it was saved, so a viewer that read the log after that skips it.
+    publish(job_group(job.pk), {"type": "job.log", "text": text, "at": time.time()})
 
 
 def list_jobs(user):

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import re
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -111,26 +119,128 @@ def pull_image(user, image: str, team_slug: str = "", host_name: str = ""):
 
 
 def run_pull(job) -> str:
-    """The pull task's work: stream the engine's progress into the job, then sync the host's images."""
+    """The pull task's work: stream the engine's progress into the job (log and bar), then sync the host's images."""
+    from dockweb.core.jobs import append_log
+
     team_for_user(job.user, job.team.slug if job.team else "", "operate")  # the role may have changed since
     image = job.params["image"]
     host = job.host
     layers: dict[str, tuple[int, int]] = {}
+    statuses: dict[str, str] = {}
+    shown = 0.0
     with client.calling(host, f"pulling {image}"):
         for item in client.engine_client(host).api.pull(image, stream=True, decode=True):
             if item.get("error"):
                 raise EngineError(item["error"])
-            line = " ".join(str(item[k]) for k in ("id", "status", "progress") if item.get(k))
-            if line:
-                job.append_log(line)
+            status, layer = item.get("status", ""), item.get("id", "")
+            # One log line per step of a layer ("Downloading", "Pull complete"), not one per progress tick.
+            if status and statuses.get(layer) != status:
+                statuses[layer] = status
+                append_log(job, f"{layer}: {status}" if layer else status)
             detail = item.get("progressDetail") or {}
-            if item.get("id") and detail.get("total"):
-                layers[item["id"]] = (detail.get("current", 0), detail["total"])
-                done = sum(c for c, _ in layers.values())
-                total = sum(t for _, t in layers.values())
-                job.set_progress(done / total * 0.99, item.get("status", ""))
+            if layer and detail.get("total"):
+                # Download and extraction both count: a layer is done when extracted.
+                weight = 0.5 if status.startswith("Extract") else 0.0
+                current = detail.get("current", 0) / detail["total"]
+                layers[layer] = (weight + current * 0.5, 1)
+            elif layer and status in ("Pull complete", "Already exists"):
+                layers[layer] = (1, 1)
+            if layers and time.monotonic() - shown >= PROGRESS_EVERY:
+                shown = time.monotonic()
+                job.set_progress(sum(c for c, _ in layers.values()) / len(layers) * 0.99, status)
     sync_images(host)
     return f"pulled {normalize_ref(image)}"
+
+
+# --- build ------------------------------------------------------------------------------------------------------
+
+PROGRESS_EVERY = 0.25   # seconds between progress saves of a pull (each save is a row write and a message)
+LOG_EVERY = 0.1         # seconds a build's output lines wait to be saved together
+_STEP = re.compile(r"^Step (\d+)/(\d+) :")
+
+
+def build_image(user, *, tag: str, team_slug: str = "", host_name: str = "", context: bytes | None = None,
+                dockerfile_text: str = "", dockerfile: str = "Dockerfile", buildargs: dict | None = None,
+                nocache: bool = False):
+    """Queue a Job that builds an image from an uploaded context tar, or from Dockerfile text alone."""
+    from dockweb.core.jobs import create_job, enqueue
+    from dockweb.images import tasks
+
+    tag = (tag or "").strip()
+    if not tag or any(c.isspace() for c in tag):
+        raise ValidationError({"tag": ["name the image to build, for example myapp:1.0"]})
+    if not context and not dockerfile_text.strip():
+        raise ValidationError({"context": ["upload a build context (tar) or write a Dockerfile"]})
+    team = team_for_user(user, team_slug, "operate")
+    host = get_for_user(Host, user, host_name, "view") if host_name else Host.default()
+    if context is None:
+        context = _dockerfile_tar(dockerfile_text)
+        dockerfile = "Dockerfile"
+    directory = Path(settings.BUILD_CONTEXT_DIR)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{uuid.uuid4().hex}.tar"
+    path.write_bytes(context)
+    job = create_job(user, "image.build", host=host, team=team, target=normalize_ref(tag),
+                     params={"tag": tag, "context": str(path), "dockerfile": dockerfile,
+                             "buildargs": buildargs or {}, "nocache": bool(nocache)})
+    return enqueue(job, tasks.build_image)
+
+
+def _dockerfile_tar(text: str) -> bytes:
+    data = text.encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def run_build(job) -> str:
+    """The build task's work: send the context, stream each output line into the job log, then sync images."""
+    from dockweb.core.jobs import append_log
+
+    team = job.team
+    team_for_user(job.user, team.slug if team else "", "operate")  # the role may have changed since
+    params, host = job.params, job.host
+    labels = {TEAM_LABEL: team.slug} if team else None
+    path = Path(params["context"])
+    image_id, pending, flushed = "", [], time.monotonic()
+
+    def flush() -> None:
+        nonlocal pending, flushed
+        if pending:
+            append_log(job, "".join(pending))
+        pending, flushed = [], time.monotonic()
+
+    try:
+        with client.calling(host, f"building {params['tag']}"), open(path, "rb") as context:
+            stream = client.engine_client(host).api.build(
+                fileobj=context, custom_context=True, tag=params["tag"], dockerfile=params.get("dockerfile"),
+                buildargs=params.get("buildargs") or None, nocache=params.get("nocache", False), rm=True,
+                labels=labels, decode=True)
+            for item in stream:
+                if item.get("error") or item.get("errorDetail"):
+                    flush()
+                    raise EngineError((item.get("errorDetail") or {}).get("message") or item.get("error"))
+                text = item.get("stream") or ""
+                if item.get("status"):
+                    text += " ".join(str(item[k]) for k in ("id", "status") if item.get(k)) + "\n"
+                if (item.get("aux") or {}).get("ID"):
+                    image_id = item["aux"]["ID"]
+                if text:
+                    pending.append(text)
+                    step = _STEP.match(text)
+                    if step:
+                        flush()
+                        job.set_progress((int(step[1]) - 1) / int(step[2]), text.strip()[:300])
+                if time.monotonic() - flushed >= LOG_EVERY:
+                    flush()
+        flush()
+    finally:
+        path.unlink(missing_ok=True)
+    sync_images(host)
+    return f"built {normalize_ref(params['tag'])}" + (f" ({image_id[:19]})" if image_id else "")
 
 
 def normalize_ref(ref: str) -> str:

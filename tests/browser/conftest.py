@@ -7,6 +7,7 @@ Tests that lack chromium, Playwright or root are skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -21,7 +22,8 @@ import pytest
 
 from tests.integration.daemon_harness import EngineDaemon
 from tests.integration.polling import wait_for
-from tests.unit.dockweb.support import REPO, flush_database, free_port, setup_django, stop_process, wait_for_port
+from tests.unit.dockweb.support import (REPO, flush_database, free_port, redis_server, setup_django, stop_process,
+                                        wait_for_port)
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and nothing that reaches the network or writes outside the fresh profile.
@@ -61,6 +63,7 @@ class Stack:
     engine: EngineDaemon
     users: dict = field(default_factory=dict)
     logs: dict = field(default_factory=dict)
+    redis_url: str = ""  # set when the module asked for the Redis channel layer
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         try:
@@ -95,8 +98,12 @@ def _make_users() -> dict:
 
 
 @pytest.fixture(scope="module")
-def stack():
-    """Engine daemon + Daphne + events listener on a fresh database; everything stopped and removed afterwards."""
+def stack(request):
+    """Engine daemon + Daphne + events listener on a fresh database; everything stopped and removed afterwards.
+
+    The channel layer is in-memory (one Daphne process needs no more); a test module that sets
+    CHANNEL_LAYER = "redis" gets a private redis-server, so the events listener's messages reach Daphne's sockets.
+    """
     setup_django()
     from django.core.management import call_command
 
@@ -107,7 +114,11 @@ def stack():
     engine = EngineDaemon.create(cgroup_prefix="dockweb-test")
     procs: list[subprocess.Popen] = []
     files = []
+    services = contextlib.ExitStack()
     try:
+        layer = {"DOCKWEB_CHANNEL_LAYER": "memory"}
+        if getattr(request.module, "CHANNEL_LAYER", "memory") == "redis":
+            layer = {"DOCKWEB_CHANNEL_LAYER": "redis", "REDIS_URL": services.enter_context(redis_server())}
         engine.start()
         flush_database()
         Host.objects.create(name="local", engine_url=engine.base_url)
@@ -115,7 +126,7 @@ def stack():
         call_command("collectstatic", interactive=False, verbosity=0)
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", DOCKWEB_ENGINE_URL=engine.base_url,
-                   DOCKWEB_CHANNEL_LAYER="memory",
+                   **layer,
                    # No worker here: jobs (bulk actions, pulls) run inside the request, after their row commits.
                    DOCKWEB_CELERY_EAGER="1")
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -130,7 +141,8 @@ def stack():
             procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True))
         wait_for_port(port, procs[0], "daphne")
-        yield Stack(url=f"http://127.0.0.1:{port}", engine=engine, users=users, logs=logs)
+        yield Stack(url=f"http://127.0.0.1:{port}", engine=engine, users=users, logs=logs,
+                    redis_url=layer.get("REDIS_URL", ""))
     finally:
         for proc in procs:
             stop_process(proc)
@@ -147,6 +159,7 @@ def stack():
         if problems:
             warnings.warn(f"engine daemon cleanup in {engine.tmp} left: " + "; ".join(problems))
         flush_database()
+        services.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

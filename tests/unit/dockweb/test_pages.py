@@ -180,15 +180,17 @@ def test_a_bulk_stop_from_the_list_opens_its_job(world):
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
 
 
-def test_a_running_job_page_polls_and_a_finished_one_does_not(world):
+def test_a_running_job_page_follows_its_socket_and_a_finished_one_does_not(world):
     users, _ = world
     job = Job.objects.get()
     c = client_for(users["olga"])
-    assert 'hx-trigger="every 1s"' in c.get(f"/jobs/{job.pk}/").content.decode()
+    page = c.get(f"/jobs/{job.pk}/").content.decode()
+    assert f'data-ws="/ws/jobs/{job.pk}/"' in page and 'data-done="0"' in page and "live/job.js" in page
     fragment = c.get(f"/jobs/{job.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "&lt;b&gt;done&lt;/b&gt;" in fragment
     job.mark_succeeded("pulled")
-    assert "every 1s" not in c.get(f"/jobs/{job.pk}/").content.decode()
+    page = c.get(f"/jobs/{job.pk}/").content.decode()
+    assert 'data-done="1"' in page and "live/job.js" not in page
 
 
 def test_the_audit_page_filters(world):
