@@ -1,6 +1,6 @@
 """The REST API under /api/: personal-token or session authentication, OpenAPI schema at /api/schema/."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dockweb.accounts import api as accounts
@@ -11,6 +11,7 @@ from dockweb.networks import api as networks
 from dockweb.volumes import api as volumes
 
 urlpatterns = [
+    path("", include("dockweb.backups.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("hosts/", core.HostList.as_view(), name="api-hosts"),
     path("hosts/<str:name>/", core.HostDetail.as_view(), name="api-host"),

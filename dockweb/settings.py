@@ -130,6 +130,7 @@ INSTALLED_APPS = [
     "dockweb.containers",
     "dockweb.images",
     "dockweb.volumes",
+    "dockweb.backups",
     "dockweb.networks",
     "dockweb.live",
 ]

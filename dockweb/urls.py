@@ -23,6 +23,7 @@ urlpatterns = [
     path("containers/", include("dockweb.containers.urls")),
     path("images/", include("dockweb.images.urls")),
     path("volumes/", include("dockweb.volumes.urls")),
+    path("backups/", include("dockweb.backups.urls")),
     path("networks/", include("dockweb.networks.urls")),
     path("hosts/", include("dockweb.hosts.urls")),
     path("", include("dockweb.core.urls")),

@@ -18,6 +18,9 @@ class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Backup schedules run in the team's timezone (an IANA name); backup alerts also go to its webhook.
+    timezone = models.CharField(max_length=64, default="UTC")
+    webhook_url = models.URLField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["name"]
