@@ -6,8 +6,11 @@ four large files, two compressible and two random), generated once from a fixed 
 
 Columns:
   host      `tar -C data -cf - . | zstd -1` and `zstd -dc | tar -x` (the target: dockweb >= 0.9x its throughput)
+  hostmt    the same with `zstd -1 -T0` (zstd on every core, as dockweb's compressor is): the fair peer on many cores
   hostsync  the same host backup followed by `sync <archive>`: durable, as dockweb's fsynced archive is
   dockweb   the engine library (engine.volumes.backup) on the same directory: write + verify, and restore
+  before    with --before FILE: the same, with another copy of engine/volumes/backup.py (e.g. the previous
+            commit's, from `git show HEAD:engine/volumes/backup.py`), for before/after figures from one run
   api       POST /dockweb/volumes/{name}/backups and .../restore on a dockweb engine the bench starts
   seed      the seed's recipe (`docker run --rm --volumes-from ... busybox tar cvf /backup/backup.tar /dbdata`
             and `tar xvf ... --strip 1`) on a private dockerd the bench starts; skipped with a message if it cannot
@@ -126,6 +129,20 @@ class Host:
         sh(f"zstd -dc {self.archive} | tar -x -C {self.work / 'host-restore'}")
 
 
+class HostMT(Host):
+    """The host backup with zstd on every core (`-T0`); the restore is the host's (zstd decompresses on one)."""
+    name = "host tar|zstd -1 -T0"
+
+    def __init__(self, data: Path, work: Path) -> None:
+        super().__init__(data, work)
+        self.archive = work / "host-mt.tar.zst"
+
+    def backup(self) -> None:
+        sh(f"tar -C {self.data} -cf - . | zstd -1 -T0 -q -f -o {self.archive}")
+
+    restore = None
+
+
 class HostSync(Host):
     """The host backup made durable as dockweb's is (the archive fsynced), for a like-for-like backup figure."""
     name = "host tar|zstd -1 + fsync"
@@ -142,30 +159,55 @@ class HostSync(Host):
 
 class Library:
     name = "dockweb (library)"
+    key = "lib"
 
-    def __init__(self, data: Path, work: Path) -> None:
-        self.data, self.work = data, work
-        self.archive = work / "dockweb.tar.zst"
-        self.stats: backup.ArchiveStats | None = None
+    def __init__(self, data: Path, work: Path, module=backup) -> None:
+        self.data, self.work, self.m = data, work, module
+        self.archive = work / f"dockweb-{self.key}.tar.zst"
+
+    def produce(self, out):
+        return self.m.write_archive(self.data, out, None, volume="bench", tmp_dir=self.work)
 
     def backup(self) -> None:
-        # What BackupStore.create does after quiescing: write + fsync through a hashing sink, then verify.
-        with open(self.archive, "wb", buffering=backup.CHUNK) as f:
-            sink = backup.CompressedFile(f, "zstd")
-            self.stats = backup.write_archive(self.data, sink, None, volume="bench", tmp_dir=self.work)
-            crc, size = sink.close()
-            f.flush()
-            os.fsync(f.fileno())
-        # BackupStore's default verification before publishing: read the archive back and compare checksums.
-        if backup.file_checksums(self.archive)[1:] != (crc, size):
+        # What BackupStore.create does after quiescing: write + fsync the archive, then its default verification
+        # before publishing (read it back and compare checksums).
+        self.archive.unlink(missing_ok=True)
+        m = self.m
+        if hasattr(m, "write_archive_file"):
+            _, written = m.write_archive_file(self.archive, "zstd", self.produce)
+            ok = m.check_archive_file(self.archive, written)[0]
+        else:       # backup.py before the threaded archive writer (a compressing child process)
+            with open(self.archive, "wb", buffering=m.CHUNK) as f:
+                sink = m.CompressedFile(f, "zstd")
+                self.produce(sink)
+                crc, size = sink.close()
+                f.flush()
+                os.fsync(f.fileno())
+            ok = m.file_checksums(self.archive)[1:] == (crc, size)
+        if not ok:
             raise RuntimeError("verification failed")
 
     def prepare_restore(self) -> None:
-        fresh(self.work / "lib-restore")
+        fresh(self.work / f"{self.key}-restore")
 
     def restore(self) -> None:
-        parent = self.work / "lib-restore"
-        backup.restore_archive(self.archive, "zstd", parent / "_data", limits=tarsafe.ExtractLimits())
+        parent = self.work / f"{self.key}-restore"
+        self.m.restore_archive(self.archive, "zstd", parent / "_data", limits=tarsafe.ExtractLimits())
+
+
+class Before(Library):
+    """The library from another copy of backup.py (--before), loaded under its own module name."""
+    name = "dockweb before (library)"
+    key = "before"
+
+    def __init__(self, data: Path, work: Path, path: Path) -> None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("backup_before", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["backup_before"] = module       # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+        super().__init__(data, work, module)
 
 
 class Api:
@@ -301,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case and system (default 3)")
     parser.add_argument("--small", type=int, default=20000, help="small files (default 20000)")
     parser.add_argument("--large-mb", type=int, default=175, help="MiB per large file, four of them (default 175)")
-    parser.add_argument("--systems", default="host,hostsync,library,api,seed", help="comma list (default: all)")
+    parser.add_argument("--systems", default="host,hostmt,hostsync,library,api,seed",
+                        help="comma list (default: all but before)")
+    parser.add_argument("--before", type=Path, help="a copy of engine/volumes/backup.py to time as 'before' "
+                        "(adds the before column)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 and ({"api", "seed"} & set(args.systems.split(","))):
@@ -317,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"generating {args.small} small files and 4 x {args.large_mb} MiB in {data}")
         total = make_data(data, args.small, args.large_mb)
         log(f"data: {total / 2**30:.2f} GiB")
-        makers = {"host": Host, "hostsync": HostSync, "library": Library, "api": Api, "seed": Seed}
-        for key in [s.strip() for s in args.systems.split(",") if s.strip()]:
+        makers = {"host": Host, "hostmt": HostMT, "hostsync": HostSync, "library": Library, "api": Api,
+                  "seed": Seed, "before": lambda d, w: Before(d, w, args.before)}
+        keys = [s.strip() for s in args.systems.split(",") if s.strip()]
+        if args.before and "before" not in keys:
+            keys.insert(keys.index("library") if "library" in keys else len(keys), "before")
+        for key in keys:
             try:
                 system = makers[key](data, work)
                 if hasattr(system, "start"):

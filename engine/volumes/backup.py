@@ -14,7 +14,6 @@ import struct
 import tempfile
 import threading
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -24,11 +23,11 @@ from engine import tarsafe
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, SystemFailure
 from engine.events import EventLog
+from engine.volumes.archive_file import GZIP_LEVEL, ZSTD_LEVEL, ArchiveFile, ReadAhead, Written, read_back
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-F_SETPIPE_SZ = 1031
 FORMAT = "dockweb-backup"
 FORMAT_VERSION = 1
 MANIFEST_DIR = ".dockweb-backup"
@@ -36,9 +35,6 @@ MANIFEST_NAME = f"{MANIFEST_DIR}/manifest.jsonl"
 COMPRESSIONS = {"zstd": ".tar.zst", "gzip": ".tar.gz", "none": ".tar"}
 CONSISTENCY_MODES = ("pause", "stop", "none")
 CONSISTENCY_LABEL = "dockweb.backup.consistency"
-# zstd level 1 keeps up with a disk and with `zstd -1`; the checksum lets a flipped byte fail decompression too.
-ZSTD_LEVEL = 1
-GZIP_LEVEL = 1
 
 # Progress callbacks receive (current bytes, total bytes, files done); they may raise to cancel.
 Progress = Callable[[int, int, int], None]
@@ -89,6 +85,34 @@ def _ustar(name: bytes, prefix: bytes, mode: int, uid: int, gid: int, size: int,
     return h[:148] + b"%06o\0 " % sum(h) + h[156:]
 
 
+# What follows the typeflag in a header with no link name, owner names, device numbers or name prefix.
+_PLAIN_TAIL = bytes(100) + b"ustar\x0000" + bytes(64) + b"0000000\x00" * 2 + bytes(167)
+_ID_LIMIT = 8 ** 7             # mode, uid and gid fit their 8-byte octal fields below this
+_SIZE_LIMIT = 8 ** 11          # size and mtime (seconds) fit their 12-byte octal fields below this
+
+
+def _plain_ustar(name: bytes, typ: bytes, mode: int, uid: int, gid: int, size: int, mtime: int) -> bytes:
+    """Pack a ustar header whose fields all fit, with no link name or prefix (what _ustar packs, faster)."""
+    h = (name.ljust(100, b"\0") + b"%07o\0%07o\0%07o\0%011o\0%011o\0        " % (mode, uid, gid, size, mtime)
+         + typ + _PLAIN_TAIL)
+    return h[:148] + b"%06o\0 " % sum(h) + h[156:]
+
+
+def _plain_header(raw: bytes, typ: bytes, mode: int, uid: int, gid: int, size: int, mtime_ns: int) -> bytes:
+    """Return the header blocks of the common member: a short name, small ids, only the mtime needs pax.
+
+    The bytes are the ones TarWriter.header's general path writes (a test holds them equal).
+    """
+    secs, frac = divmod(mtime_ns, 1_000_000_000)
+    head = _plain_ustar(raw, typ, mode, uid, gid, size, secs)
+    if not frac:
+        return head
+    record = _pax_record("mtime", b"%d.%09d" % (secs, frac))
+    base = raw.rsplit(b"/", 1)[-1][:80] or b"root"
+    return (_plain_ustar(b"PaxHeaders/" + base, tarsafe.PAX, 0o644, 0, 0, len(record), secs) + record
+            + bytes(-len(record) % 512) + head)
+
+
 def _split_name(raw: bytes) -> tuple[bytes, bytes] | None:
     """Split a name into ustar (name, prefix) fields, or None when it needs a pax path record."""
     if len(raw) <= 100:
@@ -131,6 +155,15 @@ class Entry:
         if self.xattrs:
             doc["xattrs"] = self.xattrs
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+_json_string = json.encoder.encode_basestring     # what json.dumps(ensure_ascii=False) uses for a str (C code)
+
+
+def file_line(path: str, mode: int, uid: int, gid: int, mtime_ns: int, size: int, sha256: str) -> str:
+    """Return Entry(path, "file", ...).line() of a file without xattrs, without building the entry (hot path)."""
+    return ('{"gid":%d,"mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file","uid":%d}\n'
+            % (gid, mode, mtime_ns, _json_string(path), sha256, size, uid))
 
 
 _TYPE_OF_MEMBER = {tarsafe.DIR: "dir", tarsafe.SYM: "symlink", tarsafe.LNK: "hardlink", tarsafe.CHR: "char",
@@ -181,6 +214,17 @@ class TarWriter:
                extra: list[tuple[str, bytes]] | None = None) -> None:
         """Write one member header, preceded by a pax header when a field does not fit ustar."""
         raw = name.encode("utf-8", "surrogateescape")
+        # Most members need nothing but a pax mtime: pack those directly (the general path below, faster).
+        if not (linkname or xattrs or extra or devmajor or devminor) and len(raw) <= 100 \
+                and 0 <= mode < _ID_LIMIT and 0 <= uid < _ID_LIMIT and 0 <= gid < _ID_LIMIT \
+                and 0 <= size < _SIZE_LIMIT and 0 <= mtime_ns < _SIZE_LIMIT * 1_000_000_000:
+            self._emit(_plain_header(raw, typ, mode, uid, gid, size, mtime_ns))
+            return
+        self._general_header(raw, typ, mode, uid, gid, size, mtime_ns, linkname, devmajor, devminor, xattrs, extra)
+
+    def _general_header(self, raw: bytes, typ: bytes, mode: int, uid: int, gid: int, size: int, mtime_ns: int,
+                        linkname: str, devmajor: int, devminor: int, xattrs: dict[str, bytes] | None,
+                        extra: list[tuple[str, bytes]] | None) -> None:
         rawlink = linkname.encode("utf-8", "surrogateescape")
         pax: list[tuple[str, bytes]] = list(extra or ())
         split = _split_name(raw)
@@ -226,30 +270,6 @@ class TarWriter:
 # ---------------------------------------------------------------------------------------------------------------
 # Sinks: compression and hashing of the archive file
 
-class HashingFile:
-    """Write to a file, keeping a CRC-32 and the count of every byte written.
-
-    CRC-32, not sha256, while writing: it costs a tenth, and the archive's sha256 is computed when the file is
-    read back for verification, where the CRC proves the bytes on disk are the bytes written.
-    """
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f = f
-        self.crc = 0
-        self.size = 0
-
-    def write(self, data) -> int:
-        self.crc = zlib.crc32(data, self.crc)
-        self.size += len(data)
-        return self.f.write(data)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        pass
-
-
 def compressor(sink: BinaryIO, compression: str):
     """Return a writable that compresses into sink; close() it to finish the stream (sink stays open)."""
     if compression == "zstd":
@@ -263,102 +283,6 @@ def compressor(sink: BinaryIO, compression: str):
     if compression == "none":
         return _Uncompressed(sink)
     raise InvalidParameter(f"invalid compression {compression!r}: use one of zstd, gzip, none")
-
-
-# python-zstandard holds the GIL while it compresses: a child process compresses on a core of its own while
-# this one walks the volume, hashes files and frames the tar (the pipeline `tar | zstd` is, for the same reason).
-_ZSTD_COMPRESS_CHILD = r"""
-import os, sys, zlib
-import zstandard
-crc = 0
-size = 0
-class Out:
-    def write(self, d):
-        global crc, size
-        crc = zlib.crc32(d, crc)
-        size += len(d)
-        v = memoryview(d)
-        while v:
-            v = v[os.write(1, v):]
-        return len(d)
-w = zstandard.ZstdCompressor(level=int(sys.argv[1]), write_checksum=True).stream_writer(
-    Out(), write_size=1 << 20, closefd=False)
-while True:
-    d = os.read(0, 1 << 20)
-    if not d:
-        break
-    w.write(d)
-w.flush(zstandard.FLUSH_FRAME)
-sys.stderr.write(f"{crc} {size}\n")
-"""
-
-
-class CompressedFile:
-    """A writable that compresses into an open file and reports the CRC-32 and size of what reached it."""
-
-    def __init__(self, f: BinaryIO, compression: str) -> None:
-        import subprocess
-        import sys
-
-        self.proc = None
-        if compression == "zstd":
-            f.flush()
-            self.proc = subprocess.Popen([sys.executable, "-c", _ZSTD_COMPRESS_CHILD, str(ZSTD_LEVEL)],
-                                         stdin=subprocess.PIPE, stdout=f, stderr=subprocess.PIPE, bufsize=0,
-                                         close_fds=True)
-            try:
-                import fcntl
-                fcntl.fcntl(self.proc.stdin.fileno(), F_SETPIPE_SZ, CHUNK)
-            except OSError:
-                pass
-            self._fd = self.proc.stdin.fileno()
-        else:
-            self.sink = HashingFile(f)
-            self.comp = compressor(self.sink, compression)
-
-    def write(self, data) -> int:
-        if self.proc is None:
-            return self.comp.write(data)
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view):]
-        except BrokenPipeError:
-            raise SystemFailure(f"the zstd compressor exited: {self._stderr()}") from None
-        return len(data)
-
-    def _stderr(self) -> str:
-        self.proc.wait()
-        return self.proc.stderr.read().decode(errors="replace").strip() or f"exit status {self.proc.returncode}"
-
-    def close(self) -> tuple[int, int]:
-        """Finish the compressed stream; return (CRC-32, size) of the bytes written to the file."""
-        if self.proc is None:
-            self.comp.close()
-            self.sink.flush()
-            return self.sink.crc, self.sink.size
-        self.proc.stdin.close()
-        err = self._stderr()
-        self.proc.stderr.close()
-        try:
-            crc, size = (int(x) for x in err.split())
-        except ValueError:
-            raise SystemFailure(f"the zstd compressor failed: {err}") from None
-        if self.proc.returncode != 0:
-            raise SystemFailure(f"the zstd compressor failed: {err}")
-        return crc, size
-
-    def abort(self) -> None:
-        """Stop the compressor after a failure (the temp file is removed by the caller)."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            for pipe in (self.proc.stdin, self.proc.stderr):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
-            self.proc.wait()
 
 
 class _Uncompressed:
@@ -495,8 +419,9 @@ class _Archiver:
         self.links: dict[tuple[int, int], str] = {}   # (dev, ino) -> first path, only for files with nlink > 1
         self._last = time.monotonic()
 
-    def record(self, e: Entry) -> None:
-        self.manifest.write(e.line().encode("utf-8", "surrogateescape"))
+    def record(self, e: Entry | str) -> None:
+        """Add an entry (or its manifest line) to the manifest and report progress now and then."""
+        self.manifest.write((e if isinstance(e, str) else e.line()).encode("utf-8", "surrogateescape"))
         self.stats.files += 1
         if self.progress is not None:
             now = time.monotonic()
@@ -616,8 +541,11 @@ class _Archiver:
         if st_.st_nlink > 1:
             self.links[(st_.st_dev, st_.st_ino)] = path     # only once the first link is in the archive
         self.stats.bytes += size
-        self.record(Entry(path, "file", perm, st_.st_uid, st_.st_gid, st_.st_mtime_ns, size=size,
-                          sha256=sha.hexdigest(), xattrs=_xattr_digests(xattrs)))
+        if xattrs:
+            self.record(Entry(path, "file", perm, st_.st_uid, st_.st_gid, st_.st_mtime_ns, size=size,
+                              sha256=sha.hexdigest(), xattrs=_xattr_digests(xattrs)))
+        else:
+            self.record(file_line(path, perm, st_.st_uid, st_.st_gid, st_.st_mtime_ns, size, sha.hexdigest()))
 
     def _copy(self, fd: int, offset: int, length: int, sha) -> None:
         """Copy length bytes at offset into the archive; a file that shrank meanwhile is padded with zeros."""
@@ -703,7 +631,7 @@ def write_archive(src: Path, out: BinaryIO, compression: str | None = "zstd", *,
                   tmp_dir: Path | None = None) -> ArchiveStats:
     """Write a backup archive of the directory src to out: a tar with a trailing manifest, compressed.
 
-    compression None: out compresses itself (a CompressedFile), the tar is written to it as is.
+    compression None: out compresses itself (an ArchiveFile), the tar is written to it as is.
     """
     total = tree_size(src) if progress is not None else 0
     comp = compressor(out, compression) if compression else _Uncompressed(out)
@@ -884,63 +812,21 @@ def exchange(a: Path, b: Path) -> None:
         raise OSError(err, os.strerror(err), str(a))
 
 
-# zstd decompression holds the GIL in python-zstandard: run it in a child process so it overlaps with the
-# extraction (file creation, writes) in this one. The child also hashes the archive bytes it reads.
-_ZSTD_CHILD = r"""
-import hashlib, os, sys
-import zstandard
-h = hashlib.sha256()
-class Src:
-    def read(self, n):
-        d = os.read(0, n)
-        h.update(d)
-        return d
-r = zstandard.ZstdDecompressor().stream_reader(Src(), read_size=1 << 20, read_across_frames=True)
-try:
-    while True:
-        c = r.read(1 << 20)
-        if not c:
-            break
-        v = memoryview(c)
-        while v:
-            v = v[os.write(1, v):]
-    while True:
-        d = os.read(0, 1 << 20)
-        if not d:
-            break
-        h.update(d)
-except zstandard.ZstdError as e:
-    sys.stderr.write(f"the archive is corrupt: {e}\n")
-    sys.exit(2)
-except BrokenPipeError:
-    sys.exit(3)
-os.close(1)
-sys.stderr.write("sha256:" + h.hexdigest() + "\n")
-"""
-
-
 class ArchiveStream:
-    """The uncompressed tar stream of an archive file, with the sha256 of the file's bytes once read."""
+    """The uncompressed tar stream of an archive file, with the sha256 of the file's bytes once read.
+
+    A thread reads, hashes and decompresses the file a few blocks ahead (python-zstandard, hashlib and zlib
+    release the GIL), so that work overlaps with the extraction in the caller's thread.
+    """
 
     def __init__(self, path: Path, compression: str) -> None:
-        import subprocess
-        import sys
-
-        self.proc = None
         self.file = open(path, "rb", buffering=0)
-        if compression == "zstd":
-            self.proc = subprocess.Popen([sys.executable, "-c", _ZSTD_CHILD], stdin=self.file,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-                                         close_fds=True)
-            try:
-                import fcntl
-                fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, CHUNK)
-            except OSError:
-                pass      # a smaller pipe only means more reads
-            self.reader = self.proc.stdout
-        else:
+        try:
             self.hashing = _HashingReader(self.file)
-            self.reader = decompressor(self.hashing, compression)
+            self.reader = ReadAhead(decompressor(self.hashing, compression).read)
+        except BaseException:
+            self.file.close()
+            raise
 
     def read(self, n: int = CHUNK) -> bytes:
         return self.reader.read(n)
@@ -949,25 +835,15 @@ class ArchiveStream:
         return True
 
     def finish(self) -> str:
-        """Read to the end, check the decompressor succeeded, and return the archive's sha256."""
+        """Read to the end (the decompressor checks the stream is whole) and return the archive's sha256."""
         while self.read(CHUNK):
             pass
-        if self.proc is None:
-            while self.hashing.read(CHUNK):
-                pass
-            return self.hashing.sha.hexdigest()
-        err = self.proc.stderr.read().decode(errors="replace").strip()
-        if self.proc.wait() != 0 or not err.startswith("sha256:"):
-            raise InvalidParameter(err or f"the zstd decompressor exited with {self.proc.returncode}")
-        return err[len("sha256:"):]
+        while self.hashing.read(CHUNK):
+            pass          # bytes after the last frame count for the checksum too
+        return self.hashing.sha.hexdigest()
 
     def close(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
-            self.proc.wait()
+        self.reader.close()
         self.file.close()
 
 
@@ -1247,44 +1123,30 @@ class BackupStore:
         return b
 
     def _write(self, tmp: Path, compression: str,
-               produce: Callable[[BinaryIO], ArchiveStats]) -> tuple[ArchiveStats, int, int]:
-        """Write an archive to tmp through a compressing, checksumming sink and fsync it; return stats, CRC-32, size."""
+               produce: Callable[[BinaryIO], ArchiveStats]) -> tuple[ArchiveStats, Written]:
         try:
-            with open(tmp, "xb", buffering=CHUNK) as f:
-                sink = CompressedFile(f, compression)
-                try:
-                    stats = produce(sink)   # type: ignore[arg-type]
-                    crc, size = sink.close()
-                except BaseException:
-                    sink.abort()
-                    raise
-                f.flush()
-                os.fsync(f.fileno())
+            return write_archive_file(tmp, compression, produce)
         except OSError as e:
             raise SystemFailure(f"writing backup archive {tmp.name}: {e.strerror or e}") from e
-        return stats, crc, size
 
-    def _publish(self, b: Backup, tmp: Path, written: tuple[ArchiveStats, int, int], started: float,
+    def _publish(self, b: Backup, tmp: Path, written: tuple[ArchiveStats, Written], started: float,
                  verify: str = "checksum") -> None:
         """Check the written archive, then rename it into place and write its record (fsync'd).
 
-        "checksum" reads the file back and compares its CRC-32 and size with what was written (and records its
-        sha256); "full" also decompresses it and checks every member against the manifest, as POST .../verify
-        does.
+        "checksum" reads the file back and compares its CRC-32 and size with what was written (its sha256 was
+        taken as it was written); "full" also decompresses it and checks every member against the manifest, as
+        POST .../verify does.
         """
-        stats, crc, size = written
+        stats, w = written
         b.files, b.bytes, b.tar_size, b.manifest_sha256 = stats.files, stats.bytes, stats.tar_size, \
             stats.manifest_sha256
-        digest, back_crc, back_size = file_checksums(tmp)
-        ok = back_crc == crc and back_size == size
-        message = f"read back {back_size} bytes, checksums match" if ok else \
-            "the archive read back differs from what was written"
+        ok, message = check_archive_file(tmp, w)
         if ok and verify == "full":
-            result = verify_archive(tmp, b.compression, digest, tmp_dir=self.dir)
+            result = verify_archive(tmp, b.compression, w.sha256, tmp_dir=self.dir)
             ok, message = result.ok, result.message
         if not ok:
             raise SystemFailure(f"the new backup of {b.volume} failed verification: {message}")
-        b.size, b.sha256 = size, digest
+        b.size, b.sha256 = w.size, w.sha256
         b.duration = time.monotonic() - started
         b.verified = {"Ok": True, "Level": verify, "Message": message, "At": st.rfc3339(time.time_ns())}
         os.replace(tmp, self.dir / b.filename)
@@ -1385,20 +1247,30 @@ class BackupStore:
         return b
 
 
-def file_checksums(path: Path) -> tuple[str, int, int]:
-    """Return the sha256, the CRC-32 and the size of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    crc = 0
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-    return h.hexdigest(), crc, size
+def write_archive_file(path: Path, compression: str,
+                       produce: Callable[[BinaryIO], ArchiveStats]) -> tuple[ArchiveStats, Written]:
+    """Create path and write produce(sink)'s tar into it, compressed; fsync it; return the stats and what was written.
+
+    On any failure the file is left for the caller to remove (it is a temp file, never visible).
+    """
+    with open(path, "xb", buffering=0) as f:
+        sink = ArchiveFile(f, compression)
+        try:
+            stats = produce(sink)   # type: ignore[arg-type]
+            written = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        os.fsync(f.fileno())
+    return stats, written
+
+
+def check_archive_file(path: Path, written: Written) -> tuple[bool, str]:
+    """Read a written archive back and compare its CRC-32 and size with what was written."""
+    crc, size = read_back(path)
+    if (crc, size) != (written.crc32, written.size):
+        return False, "the archive read back differs from what was written"
+    return True, f"read back {size} bytes, checksums match"
 
 
 def _fsync_dir(path: Path) -> None:
