@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import tarfile
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,7 +18,7 @@ from django.utils import timezone
 
 from dockweb.accounts.models import TEAM_LABEL
 from dockweb.accounts.permissions import get_for_user, team_for_user, visible
-from dockweb.containers.services import Drift
+from dockweb.core.sync import Drift
 from dockweb.core import client
 from dockweb.core.audit import record
 from dockweb.core.errors import EngineError, EngineNotFound
@@ -159,7 +161,7 @@ LOG_EVERY = 0.1         # seconds a build's output lines wait to be saved togeth
 _STEP = re.compile(r"^Step (\d+)/(\d+) :")
 
 
-def build_image(user, *, tag: str, team_slug: str = "", host_name: str = "", context: bytes | None = None,
+def build_image(user, *, tag: str, team_slug: str = "", host_name: str = "", context: bytes | BinaryIO | None = None,
                 dockerfile_text: str = "", dockerfile: str = "Dockerfile", buildargs: dict | None = None,
                 nocache: bool = False):
     """Queue a Job that builds an image from an uploaded context tar, or from Dockerfile text alone."""
@@ -179,7 +181,11 @@ def build_image(user, *, tag: str, team_slug: str = "", host_name: str = "", con
     directory = Path(settings.BUILD_CONTEXT_DIR)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{uuid.uuid4().hex}.tar"
-    path.write_bytes(context)
+    if isinstance(context, bytes):
+        path.write_bytes(context)
+    else:
+        with open(path, "wb") as out:   # an upload: copied in chunks, never whole in memory
+            shutil.copyfileobj(context, out, 1 << 20)
     job = create_job(user, "image.build", host=host, team=team, target=normalize_ref(tag),
                      params={"tag": tag, "context": str(path), "dockerfile": dockerfile,
                              "buildargs": buildargs or {}, "nocache": bool(nocache)})

@@ -1,9 +1,10 @@
-"""Image pages: list, detail (history, inspect), remove, tag, prune, pull (POST)."""
+"""Image pages: list, detail (history, inspect), remove, tag, prune, pull (POST), build."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -80,3 +81,48 @@ def image_prune(request):
         result = services.prune_images(request.user, request.POST.get("team", ""))
         messages.success(request, f"pruned {len(result.get('ImagesDeleted') or [])} image(s)")
     return redirect("image-list")
+
+
+def _build_args(text: str) -> dict[str, str]:
+    """Parse KEY=VALUE lines (blank lines and # comments skipped) into build args."""
+    args, bad = {}, []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
+            bad.append(f"line {n}: {line!r} is not KEY=VALUE")
+            continue
+        args[key.strip()] = value
+    if bad:
+        raise ValidationError({"buildargs": bad})
+    return args
+
+
+@login_required
+def image_build(request):
+    """Build an image from a Dockerfile typed here or an uploaded context tar; the build runs as a job."""
+    teams = teams_where(request.user, "operate")
+    form = {"tag": "", "dockerfile_text": "FROM busybox\nRUN echo hello > /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n",
+            "dockerfile": "Dockerfile", "buildargs": "", "team": "", "nocache": False}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        p = request.POST
+        form = {"tag": p.get("tag", "").strip(), "dockerfile_text": p.get("dockerfile_text", ""),
+                "dockerfile": p.get("dockerfile", "").strip() or "Dockerfile", "buildargs": p.get("buildargs", ""),
+                "team": p.get("team", ""), "nocache": p.get("nocache") == "1"}
+        upload = request.FILES.get("context")
+        try:
+            job = services.build_image(
+                request.user, tag=form["tag"], team_slug=form["team"], context=upload,
+                dockerfile_text="" if upload else form["dockerfile_text"],
+                dockerfile=form["dockerfile"] if upload else "Dockerfile",
+                buildargs=_build_args(form["buildargs"]), nocache=form["nocache"])
+        except ValidationError as e:
+            errors = e.message_dict
+        else:
+            return redirect("job-detail", pk=job.pk)
+    return render(request, "images/build.html", {"form": form, "errors": errors, "teams": teams,
+                                                 "site_admin": is_site_admin(request.user)},
+                  status=400 if errors else 200)

@@ -103,6 +103,8 @@ def stack(request):
 
     The channel layer is in-memory (one Daphne process needs no more); a test module that sets
     CHANNEL_LAYER = "redis" gets a private redis-server, so the events listener's messages reach Daphne's sockets.
+    Jobs run inside the request unless the module sets WORKER = True (with CHANNEL_LAYER = "redis"): then a real
+    Celery worker runs them, so a page can watch a job while it runs.
     """
     setup_django()
     from django.core.management import call_command
@@ -125,16 +127,26 @@ def stack(request):
         users = _make_users()
         call_command("collectstatic", interactive=False, verbosity=0)
         port = free_port()
+        worker = getattr(request.module, "WORKER", False)
+        if worker and layer["DOCKWEB_CHANNEL_LAYER"] != "redis":
+            raise RuntimeError("WORKER = True needs CHANNEL_LAYER = 'redis' (Redis is the worker's broker)")
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", DOCKWEB_ENGINE_URL=engine.base_url,
                    **layer,
-                   # No worker here: jobs (bulk actions, pulls) run inside the request, after their row commits.
-                   DOCKWEB_CELERY_EAGER="1")
+                   # Without a worker, jobs (bulk actions, pulls) run inside the request, after their row commits.
+                   DOCKWEB_CELERY_EAGER="0" if worker else "1")
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         logs = {"web": tmp / "web.log", "events": tmp / "events.log"}
         commands = {
             "web": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "dockweb.asgi:application"],
             "events": [sys.executable, "manage.py", "dockweb_events", "--rescan", "1"],
         }
+        if worker:
+            logs["worker"] = tmp / "worker.log"
+            from django.conf import settings
+
+            queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{Host.objects.get(name='local').queue}"
+            commands["worker"] = [sys.executable, "-m", "celery", "-A", "dockweb", "worker", "--pool", "solo",
+                                  "--queues", queues, "--loglevel", "INFO"]
         for name, argv in commands.items():
             out = open(logs[name], "wb")
             files.append(out)
