@@ -252,6 +252,9 @@ LIVE_KEEP_TRANSCRIPTS = env_bool("DOCKWEB_LIVE_KEEP_TRANSCRIPTS", False)
 LIVE_TRANSCRIPT_DIR = Path(env_str("DOCKWEB_LIVE_TRANSCRIPT_DIR", str(BASE_DIR / "var" / "transcripts")))
 # Uploaded build contexts wait here for the worker of the host (it runs on the same machine as the web).
 BUILD_CONTEXT_DIR = Path(env_str("DOCKWEB_BUILD_CONTEXT_DIR", str(BASE_DIR / "var" / "build-contexts")))
+# dockweb's own backup store (backup policies that encrypt keep their archives here or in S3).
+BACKUP_DIR = Path(env_str("DOCKWEB_BACKUP_DIR",
+                          str(Path(env_str("DOCKWEB_STATE_DIR", "/var/lib/dockweb-control")) / "backups")))
 
 REST_FRAMEWORK = {
     # Token first: an anonymous API call answers 401 naming its scheme (WWW-Authenticate), not a bare 403.

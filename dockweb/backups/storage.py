@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from django.conf import settings
+
 from dockweb.core.errors import EngineError
 
 CHUNK = 1 << 20
@@ -41,11 +43,8 @@ class HashingReader:
 
 
 def backup_dir() -> Path:
-    """dockweb's backup directory: DOCKWEB_BACKUP_DIR, else <DOCKWEB_STATE_DIR>/backups."""
-    explicit = os.environ.get("DOCKWEB_BACKUP_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("DOCKWEB_STATE_DIR", "/var/lib/dockweb-control")) / "backups"
+    """dockweb's backup directory (settings.BACKUP_DIR: DOCKWEB_BACKUP_DIR, else <DOCKWEB_STATE_DIR>/backups)."""
+    return Path(settings.BACKUP_DIR)
 
 
 class FileStore:

@@ -18,7 +18,9 @@ def world(make_user, fake_engine, monkeypatch, tmp_path):
     from dockweb.hosts.models import Host
     from dockweb.volumes.models import Volume
 
-    monkeypatch.setenv("DOCKWEB_BACKUP_DIR", str(tmp_path / "store"))
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "BACKUP_DIR", tmp_path / "store")
     engine = backup_fakes.install(monkeypatch)
     olga = make_user("olga", teams={"red": "operator"})
     admin_user = make_user("rita", teams={"red": "admin"})
