@@ -283,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         for d in daemons:
             d.start()
             d.import_tar(base_tar, BASE)
-        results: dict = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count()},
+        # The load average says how shared the machine was: ratios hold within a run, absolute times do not.
+        results: dict = {"machine": {"kernel": os.uname().release, "cpus": os.cpu_count(),
+                                     "loadavg_start": os.getloadavg()},
                          "context_files": args.files}
         if "build" in cases:
             ctx = work / "ctx"
@@ -297,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"timing save/load of a {args.big_mb} MiB random image, {args.save_runs} rounds")
             results["save_load"] = bench_save_load(daemons, big_tar, work, args.save_runs)
             big_tar.unlink(missing_ok=True)
+        results["machine"]["loadavg_end"] = os.getloadavg()
         report(results)
+        print("load average (1, 5, 15 min) at start {:.2f} {:.2f} {:.2f}, at end {:.2f} {:.2f} {:.2f}".format(
+            *results["machine"]["loadavg_start"], *results["machine"]["loadavg_end"]))
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
     finally:

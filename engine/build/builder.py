@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from engine import state as st
 from engine import tarsafe
@@ -98,10 +98,29 @@ class Builder:
         self.containers = containers
         self.registry = registry
         self.work_dir = config.root / "build" / "tmp"
+        self.trash_dir = config.root / "build" / "trash"
         # A crash mid-build leaves its context and scratch dirs here: nothing references them.
-        shutil.rmtree(self.work_dir, ignore_errors=True)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.work_dir, self.trash_dir):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True, exist_ok=True)
         self.cache = cachemod.BuildCache(config.root / "build" / "cache.json", self._image_exists)
+
+    def discard(self, path: Path) -> None:
+        """Remove a scratch tree without holding up the build: rename it away, delete it in the background.
+
+        Unlinking hundreds of files costs more than creating them on a busy disk; the rename is what makes the
+        tree gone (a crash leaves it in trash_dir, emptied at the next start).
+        """
+        target = self.trash_dir / f"{path.name}-{os.urandom(6).hex()}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log.warning("moving %s to the trash: %s", path, e)
+            tarsafe.remove_tree(path)
+            return
+        threading.Thread(target=tarsafe.remove_tree, args=(target,), name="build-trash", daemon=True).start()
 
     def _image_exists(self, iid: str) -> bool:
         try:
@@ -124,7 +143,7 @@ class Builder:
             run = _Build(self, ctx, dockerfile, opts)
             run.prepare()
         except BaseException:
-            ctx.close()
+            self.discard(ctx.base)
             raise
         return run.messages()
 
@@ -241,16 +260,22 @@ class Builder:
         return iid
 
     def _add_upper_layer(self, upper: Path, lowers: list[Path], skip, parent: Image | None,
-                         held: set[str]) -> str | None:
-        """Store an upper dir as a layer on top of parent; return its diff id, or None when nothing changed."""
+                         held: set[str], adopt: bool = False) -> str | None:
+        """Store an upper dir as a layer on top of parent; return its diff id, or None when nothing changed.
+
+        adopt: the upper dir is not needed afterwards (a build step's scratch, a build container about to be
+        removed): it is moved into the store as the layer instead of being unpacked again from the tar.
+        """
         spool = self.images.spool_dir()
         try:
             path = spool / "layer.tar"
-            with open(path, "wb") as out:
+            with open(path, "wb", buffering=1 << 20) as out:
                 count = diffmod.write_layer(upper, out, lowers=lowers, skip=skip)
             if not count:
                 return None
             parent_chain = self.images.layers(parent)[-1].chain_id if parent is not None and parent.diff_ids else ""
+            if adopt:
+                return self.images.adopt_layer(upper, path, parent_chain, held).diff_id
             with open(path, "rb") as f:
                 layer = self.images.add_layer(f, parent_chain, held)
             return layer.diff_id
@@ -415,7 +440,7 @@ class _Build:
             self._held = None
             if not ok:
                 self._undo()
-            self.ctx.close()
+            self.b.discard(self.ctx.base)
         yield from self._finish(final)
 
     def _emit(self, text: str) -> dict | None:
@@ -767,8 +792,10 @@ class _Build:
                 raise BuildError(msg, code)
             c = mgr.get(cid)
             upper, lowers, skip = self.b.container_fs(c)
-            diff_id = self.b._add_upper_layer(upper, lowers, skip, self._current_image(state), self._held)
             remove = self.opts.rm or self.opts.force_rm
+            # A container about to be removed gives its upper dir to the layer; a kept one keeps it.
+            diff_id = self.b._add_upper_layer(upper, lowers, skip, self._current_image(state), self._held,
+                                              adopt=remove)
             if remove:
                 yield from self._say(f"Removing intermediate container {short_id(cid)}\n")
             iid = self._commit(state, created_by, diff_id)
@@ -845,13 +872,14 @@ class _Build:
         items: list[Item] = []
         hashes: list[str] = []
         downloads: list[Path] = []
+        local: list[str] = []
+        from_disk = False       # some context source must be read from the extracted files
         scratch = Path(tempfile.mkdtemp(prefix="step-", dir=self.b.work_dir))
         try:
             if spec.from_:
                 items, from_key = self._from_items(spec, cmd)
                 hashes.append(from_key)
             else:
-                local = []
                 for src in spec.sources:
                     if cmd == "ADD" and ctxmod.is_url(src):
                         path, name, mtime = ctxmod.download(src, scratch, self.b.config)
@@ -864,9 +892,12 @@ class _Build:
                 if local:
                     sources = self.ctx.sources(local, cmd)
                     for s in sources:
-                        extract = cmd == "ADD" and not s.is_dir and is_archive(s.path)
-                        items.append(Item(str(s.path), s.name, s.is_dir, extract=extract))
-                    hashes.append(ctxmod.sources_hash(sources))
+                        extract = cmd == "ADD" and not s.is_dir and self.ctx.is_archive(s)
+                        node = None if extract else self.ctx.spooled_node(s)
+                        if node is None:
+                            from_disk = True
+                        items.append(Item(str(s.path), s.name, s.is_dir, extract=extract, node=node))
+                    hashes.append(self.ctx.sources_hash(sources))
             for h in spec.heredocs:
                 items.append(Item("", h.name, False, content=h.content.encode(), mode=0o644))
                 hashes.append("heredoc:" + h.name + "\0" + h.content)
@@ -881,7 +912,9 @@ class _Build:
             comment = f"{cmd} {chown_comment}{src_hash} in {spec.dest} "
             op = Op("copy", dest, items=items, chown=spec.chown, chmod=chmod, cmd=cmd)
             key_text = f"{cmd} {spec.chown or ''} {spec.chmod or ''} {src_hash} {dest}"
-            yield from self._fs_step(state, comment, [op], inst_key=key_text)
+            # The context's files are extracted only when the step runs: a cache hit never writes them.
+            yield from self._fs_step(state, comment, [op], inst_key=key_text,
+                                     prepare=self.ctx.materialize if from_disk else None, spool=self.ctx.spool)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -900,13 +933,16 @@ class _Build:
         items = [Item(src, src, False, from_image=image.id) for src in spec.sources]
         return items, f"from:{image.id}:" + "\0".join(spec.sources)
 
-    def _fs_step(self, state: _Stage, comment: str, ops: list[Op], inst_key: str) -> Iterator[dict | None]:
+    def _fs_step(self, state: _Stage, comment: str, ops: list[Op], inst_key: str,
+                 prepare: Callable[[], None] | None = None, spool: Path | None = None) -> Iterator[dict | None]:
         """Apply file operations to the current image's filesystem in a private overlay; commit the diff."""
         created_by = self._created_by_nop(state, comment, single_space=True)
         key = cachemod.step_key(state.image_id, inst_key, self._visible_args(state), config=state.doc.get("config"))
         hit = yield from self._cached(state, key)
         if hit:
             return
+        if prepare is not None:
+            prepare()
         image = self._current_image(state)
         lowers = self.b.images.layer_dirs(image) if image is not None else []
         from_layers: dict[str, list[Path]] = {}
@@ -916,10 +952,10 @@ class _Build:
                     from_layers[item.from_image] = self.b.images.layer_dirs(self.b.images.get(item.from_image))
         scratch = Path(tempfile.mkdtemp(prefix="fs-", dir=self.b.work_dir))
         try:
-            upper = apply_ops(scratch, lowers, ops, from_layers)
-            diff_id = self.b._add_upper_layer(upper, lowers, None, image, self._held)
+            upper = apply_ops(scratch, lowers, ops, from_layers, spool)
+            diff_id = self.b._add_upper_layer(upper, lowers, None, image, self._held, adopt=True)
         finally:
-            tarsafe.remove_tree(scratch)
+            self.b.discard(scratch)
         iid = self._commit(state, created_by, diff_id)
         self.b.cache.store(key, iid)
         yield from ()
@@ -954,6 +990,7 @@ class Item:
     mtime_ns: int | None = None
     extract: bool = False         # ADD of a local archive: unpack into the destination
     from_image: str = ""          # COPY --from: the image id whose filesystem holds src
+    node: Any = None              # a context source read from the spooled context tar (its index node)
 
 
 @dataclass
@@ -970,17 +1007,15 @@ class Op:
 
 def is_archive(path: Path) -> bool:
     """Tell whether a local ADD source is a tar archive (maybe compressed) that ADD unpacks."""
-    from engine.images.layers import _read_exact, decompressed
-    try:
-        with open(path, "rb") as f:
-            head = _read_exact(decompressed(f), 512)
-    except Exception:      # not an archive we can read (a corrupt .gz, an unknown zstd frame): copied as is
-        return False
-    return ctxmod._looks_like_tar(head)
+    return ctxmod._is_archive_file(path)
 
 
-def apply_ops(scratch: Path, lowers: list[Path], ops: list[Op], from_layers: dict[str, list[Path]]) -> Path:
-    """Run ops against lowers + a new upper dir under scratch in a forked child; return the upper dir."""
+def apply_ops(scratch: Path, lowers: list[Path], ops: list[Op], from_layers: dict[str, list[Path]],
+              spool: Path | None = None) -> Path:
+    """Run ops against lowers + a new upper dir under scratch in a forked child; return the upper dir.
+
+    spool: the received context tar, which items with an index node are read from (opened before the chroot).
+    """
     from engine.runtime import mounts as rtmounts
     from engine.runtime import sys as linux
     from engine.volumes.fsaccess import fork_worker, raise_report
@@ -1008,6 +1043,9 @@ def apply_ops(scratch: Path, lowers: list[Path], ops: list[Op], from_layers: dic
         for iid, base in froms.items():
             overlay(from_layers[iid], base / "merged", base / "upper", base / "work")
         opened = [[_open_item(op, item, froms) for item in op.items] for op in ops]
+        spool_fd = -1
+        if spool is not None and any(item.node is not None for op in ops for item in op.items):
+            spool_fd = os.open(spool, _OPEN_FLAGS)
         os.chroot(merged)
         os.chdir("/")
         for op, items in zip(ops, opened):
@@ -1015,7 +1053,7 @@ def apply_ops(scratch: Path, lowers: list[Path], ops: list[Op], from_layers: dic
                 _mkdirs(op.dest, 0, 0)
             else:
                 uid, gid = _chown_ids(op.chown, op.cmd) if op.chown else (0, 0)
-                _copy(op, [i for group in items for i in group], uid, gid)
+                _copy(op, [i for group in items for i in group], uid, gid, spool_fd)
         reporter.send({"ok": True})
 
     worker = fork_worker(None, body)
@@ -1028,7 +1066,7 @@ def apply_ops(scratch: Path, lowers: list[Path], ops: list[Op], from_layers: dic
 
 def _open_item(op: Op, item: Item, froms: dict[str, Path]) -> list[tuple[Item, int | None, os.stat_result | None]]:
     """Open a source before the chroot hides the host: [(item, fd, stat)], several when a --from glob matches."""
-    if item.content is not None:
+    if item.content is not None or item.node is not None:
         return [(item, None, None)]
     if not item.from_image:
         fd = os.open(item.src, _OPEN_FLAGS)
@@ -1062,10 +1100,14 @@ def _open_item(op: Op, item: Item, froms: dict[str, Path]) -> list[tuple[Item, i
     return out
 
 
-def _copy(op: Op, items: list[tuple[Item, int | None, os.stat_result | None]], uid: int, gid: int) -> None:
+def _copy(op: Op, items: list[tuple[Item, int | None, os.stat_result | None]], uid: int, gid: int,
+          spool_fd: int = -1) -> None:
     dest = op.dest
     as_dir = dest.endswith("/") or len(items) > 1
     for item, fd, st_ in items:
+        if item.node is not None:
+            _copy_spooled(op, item, spool_fd, as_dir, uid, gid)
+            continue
         if item.extract and fd is not None:
             from engine.images.layers import decompressed
             _mkdirs(dest, uid, gid)
@@ -1085,6 +1127,72 @@ def _copy(op: Op, items: list[tuple[Item, int | None, os.stat_result | None]], u
             stat.S_IMODE(st_.st_mode) if st_ is not None else 0o644)
         mtime = item.mtime_ns if item.mtime_ns is not None else (st_.st_mtime_ns if st_ is not None else None)
         _write_file(target, fd, item.content, mode, uid, gid, mtime)
+
+
+def _copy_spooled(op: Op, item: Item, spool_fd: int, as_dir: bool, uid: int, gid: int) -> None:
+    """Copy a context source from the spooled tar: what _copy does for the same source extracted on disk."""
+    node = item.node
+    if stat.S_ISDIR(node.mode):
+        _mkdirs(op.dest, uid, gid)
+        _copy_spooled_tree(spool_fd, node, op.dest, uid, gid, op.chmod)
+        return
+    target = op.dest
+    if as_dir or os.path.isdir(op.dest):
+        target = posixpath.join(op.dest, posixpath.basename(item.name.rstrip("/")))
+    _mkdirs(posixpath.dirname(target) or "/", uid, gid)
+    mode = op.chmod if op.chmod is not None else stat.S_IMODE(node.mode)
+    _write_spooled(target, spool_fd, node, mode, uid, gid)
+
+
+def _write_spooled(target: str, spool_fd: int, node: Any, mode: int, uid: int, gid: int) -> None:
+    _clear(target, False)
+    out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        offset, left = node.offset, node.size
+        while left:
+            chunk = os.pread(spool_fd, min(left, 1 << 20), offset)
+            if not chunk:
+                raise BuildError(f"the build context ended early writing {target}")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view):]
+            offset += len(chunk)
+            left -= len(chunk)
+        os.fchown(out, uid, gid)
+        os.fchmod(out, mode)             # after chown, which clears set-id bits
+        os.utime(out, ns=(node.mtime_ns, node.mtime_ns))
+    finally:
+        os.close(out)
+
+
+def _copy_spooled_tree(spool_fd: int, node: Any, dest: str, uid: int, gid: int, chmod: int | None) -> None:
+    """_copy_tree over a context index directory: same order, same modes, owners and times."""
+    children = node.children or {}
+    for name in sorted(children):
+        child = children[name]
+        target = posixpath.join(dest, name)
+        mode = chmod if chmod is not None else stat.S_IMODE(child.mode)
+        if stat.S_ISDIR(child.mode):
+            _clear(target, True)
+            if not os.path.isdir(target):
+                os.mkdir(target, 0o700)
+            _copy_spooled_tree(spool_fd, child, target, uid, gid, chmod)
+            os.chown(target, uid, gid)
+            os.chmod(target, mode)
+            os.utime(target, ns=(child.mtime_ns, child.mtime_ns))
+        elif stat.S_ISREG(child.mode):
+            _write_spooled(target, spool_fd, child, mode, uid, gid)
+        elif stat.S_ISLNK(child.mode):
+            _clear(target, False)
+            os.symlink(child.target, target)
+            os.chown(target, uid, gid, follow_symlinks=False)
+            os.utime(target, ns=(child.mtime_ns, child.mtime_ns), follow_symlinks=False)
+        elif stat.S_ISFIFO(child.mode):
+            _clear(target, False)
+            os.mkfifo(target, 0o600)
+            os.chown(target, uid, gid)
+            os.chmod(target, mode)
+        # Devices and sockets in a build context are not copied.
 
 
 def _mkdirs(path: str, uid: int, gid: int) -> None:

@@ -36,21 +36,70 @@ class Source:
     """One resolved COPY/ADD source inside the context."""
 
     name: str          # the path as the Dockerfile named it (after glob expansion), context-relative
-    path: Path         # the real path on disk, inside the context (symlinks resolved)
+    path: Path         # the real path on disk, inside the context (symlinks resolved; there once extracted)
     is_dir: bool
+    ctx: "BuildContext | None" = None   # the context it resolves in (None: a file of its own, an ADD download)
+    rel: str = ""      # path relative to the context root, symlinks resolved ("" is the root)
+
+
+@dataclass(eq=False)
+class _Node:
+    """One entry of a received context as extracting it would leave it (a hard link shares its file's node)."""
+
+    kind: int                          # stat.S_IFDIR, S_IFREG, S_IFLNK (or a FIFO/device when allowed)
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    offset: int = -1                   # where a plain file's data starts in the spooled tar (-1: sparse)
+    target: str = ""                   # a symlink's target
+    children: dict[str, "_Node"] | None = None
+    digest: str = ""                   # sha256 of a file's content, computed when first needed
+    mtime_ns: int = 0
 
 
 class BuildContext:
-    """An extracted build context in a private directory; close() removes it."""
+    """A received build context: its tar spooled in one file and indexed, extracted to disk only when a step needs
+    files from disk (ADD of a local archive, a sparse file; the root property). close() removes it.
 
-    def __init__(self, base: Path, dockerfile: bytes, dockerfile_name: str) -> None:
+    Receiving never creates the context's files: COPY sources are resolved and hashed from the index and the
+    spooled bytes (a cached rebuild costs what reading the tar costs), and a COPY that runs reads them from the
+    spool too. The index mirrors what tarsafe.extract followed by the .dockerignore pass leaves on disk (same
+    refusals, same replacement rules), so hashes agree either way.
+    """
+
+    def __init__(self, base: Path, dockerfile: bytes, dockerfile_name: str, index: "_Index | None" = None,
+                 limits: tarsafe.ExtractLimits | None = None) -> None:
         self.base = base                   # private directory holding the context (and nothing else)
-        self.root = base / "context"
+        self._root = base / "context"
         self.dockerfile = dockerfile
         self.dockerfile_name = dockerfile_name
+        self.index = index if index is not None else _Index.empty()
+        self._limits = limits
+        self._extracted = index is None or index.spool is None
+        self._spool_file: BinaryIO | None = None   # open while sources_hash reads file contents
+
+    @property
+    def root(self) -> Path:
+        """The context's directory, extracted on first use."""
+        self.materialize()
+        return self._root
+
+    @property
+    def extracted(self) -> bool:
+        return self._extracted
+
+    def materialize(self) -> None:
+        """Extract the spooled context into root (once), then drop what .dockerignore excludes."""
+        if self._extracted:
+            return
+        with open(self.index.spool, "rb") as f:  # type: ignore[arg-type]
+            tarsafe.extract(f, self._root, self._limits or tarsafe.ExtractLimits(keep_setid=True))
+        _apply_dockerignore(self._root, self.dockerfile_name)
+        self._extracted = True
 
     def close(self) -> None:
-        """Remove the extracted context."""
+        """Remove the context (spool and extracted files)."""
         tarsafe.remove_tree(self.base)
 
     # -- sources -------------------------------------------------------------------------------------------------
@@ -61,7 +110,7 @@ class BuildContext:
         for pattern in patterns:
             rel = _clean(pattern, cmd)
             if wildcards and _has_wildcards(rel):
-                matched = [m for m in self._walk_names() if _go_match(rel, m)]
+                matched = [m for m in self.index.walk_names() if _go_match(rel, m)]
                 for m in matched:
                     out.append(self._source(m, cmd))
                 continue
@@ -71,22 +120,353 @@ class BuildContext:
         return out
 
     def _source(self, rel: str, cmd: str) -> Source:
-        path = resolve_in(self.root, rel, cmd)
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        parts = self.index.resolve(rel, cmd)
+        node = self.index.lookup(parts)
+        if node is None:
             raise ContextError(f"{cmd} failed: file not found in build context or excluded by .dockerignore: "
-                               f"stat {rel or '.'}: file does not exist") from None
-        return Source(rel or ".", path, stat.S_ISDIR(st.st_mode))
+                               f"stat {rel or '.'}: file does not exist")
+        return Source(rel or ".", Path(self._root, *parts), node.kind == stat.S_IFDIR, self, "/".join(parts))
 
-    def _walk_names(self) -> list[str]:
-        names = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for n in sorted(dirnames + filenames):
-                names.append(n if rel_dir == "." else f"{rel_dir}/{n}")
+    def sources_hash(self, sources: list[Source]) -> str:
+        """Hash sources from the index: the same value sources_hash() computes from the extracted files."""
+        try:
+            hashes = [self._source_hash(s) for s in sources]
+        finally:
+            if self._spool_file is not None:
+                self._spool_file.close()
+                self._spool_file = None
+        return _combine(sources, hashes)
+
+    def _source_hash(self, src: Source) -> str:
+        parts = [p for p in src.rel.split("/") if p]
+        node = self.index.lookup(parts)
+        if node is None:
+            raise ContextError(f"stat {src.name}: file does not exist")
+        h = hashlib.sha256()
+        if node.kind != stat.S_IFDIR:
+            h.update(f"{stat.S_IMODE(node.mode):o}\0{node.uid}\0{node.gid}\0{self._digest(node, parts)}".encode())
+            return "file:" + h.hexdigest()
+
+        def walk(dnode: _Node, rel_dir: str, dparts: list[str]) -> None:
+            # os.walk's order: the directory's own line, its files and symlinks sorted, then its subdirectories.
+            h.update(self._entry_line(rel_dir, dnode, dparts).encode("utf-8", "surrogateescape"))
+            children = dnode.children or {}
+            for n in sorted(n for n, c in children.items() if c.kind != stat.S_IFDIR):
+                rel = n if rel_dir == "." else f"{rel_dir}/{n}"
+                h.update(self._entry_line(rel, children[n], dparts + [n]).encode("utf-8", "surrogateescape"))
+            for n in sorted(n for n, c in children.items() if c.kind == stat.S_IFDIR):
+                walk(children[n], n if rel_dir == "." else f"{rel_dir}/{n}", dparts + [n])
+
+        walk(node, ".", parts)
+        return "dir:" + h.hexdigest()
+
+    def _entry_line(self, rel: str, node: _Node, parts: list[str]) -> str:
+        line = f"{rel}\0{node.kind:o}\0{stat.S_IMODE(node.mode):o}\0{node.uid}\0{node.gid}"
+        if node.kind == stat.S_IFREG:
+            line += "\0" + self._digest(node, parts)
+        elif node.kind == stat.S_IFLNK:
+            line += "\0" + node.target
+        return line + "\n"
+
+    def _digest(self, node: _Node, parts: list[str]) -> str:
+        if not node.digest:
+            if node.offset < 0:
+                # A sparse file: its logical content is what extraction writes.
+                node.digest = _hash_file(str(Path(self.root, *parts)))
+            else:
+                if self._spool_file is None:
+                    self._spool_file = open(self.index.spool, "rb")  # type: ignore[arg-type]
+                node.digest = self.index.hash_data(node, self._spool_file)
+        return node.digest
+
+    def spooled_node(self, src: Source) -> "_Node | None":
+        """Return a source's index node when COPY can read it from the spool (the context is not extracted)."""
+        if self._extracted or self.index.has_sparse or src.ctx is not self:
+            return None
+        return self.index.lookup([p for p in src.rel.split("/") if p])
+
+    @property
+    def spool(self) -> Path | None:
+        return self.index.spool
+
+    def is_archive(self, src: Source) -> bool:
+        """Tell whether a file source is a tar archive (maybe compressed), which ADD unpacks."""
+        from engine.images.layers import decompressed
+
+        parts = [p for p in src.rel.split("/") if p]
+        node = self.index.lookup(parts)
+        if self._extracted or node is None or node.kind != stat.S_IFREG or node.offset < 0:
+            return _is_archive_file(self.root / src.rel if src.rel else self.root)
+        try:
+            with open(self.index.spool, "rb") as f:  # type: ignore[arg-type]
+                f.seek(node.offset)
+                head = _read_exact(decompressed(_Limited(f, node.size)), 512)  # type: ignore[arg-type]
+        except Exception:      # not an archive we can read (a corrupt .gz, an unknown zstd frame): copied as is
+            return False
+        return _looks_like_tar(head)
+
+
+class _Limited:
+    """Read at most n bytes of a file (one member's data in the spooled tar)."""
+
+    def __init__(self, f: BinaryIO, n: int) -> None:
+        self._f, self._left = f, n
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._left:
+            n = self._left
+        data = self._f.read(n) if n else b""
+        self._left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def _is_archive_file(path: Path) -> bool:
+    from engine.images.layers import decompressed
+
+    try:
+        with open(path, "rb") as f:
+            head = _read_exact(decompressed(f), 512)
+    except Exception:      # not an archive we can read: copied as is
+        return False
+    return _looks_like_tar(head)
+
+
+class _Index:
+    """The tree a context tar extracts to, built from its headers as tarsafe.extract would build it on disk."""
+
+    def __init__(self, spool: Path | None, limits: tarsafe.ExtractLimits) -> None:
+        self.spool = spool
+        self.limits = limits
+        self.chown = limits.same_owner and os.geteuid() == 0
+        self.own = (os.geteuid(), os.getegid())
+        umask = os.umask(0)
+        os.umask(umask)
+        self.dir_mode = 0o755 & ~umask     # what extraction's mkdir gives a directory no member describes
+        self.now_ns = time.time_ns()       # the mtime of a directory no member describes (made at receive)
+        self.has_sparse = False            # a sparse file's bytes cannot be read from the spool as they are
+        self.root = _Node(stat.S_IFDIR, stat.S_IFDIR | (0o777 & ~umask), *self.own, children={},
+                          mtime_ns=self.now_ns)
+
+    @classmethod
+    def empty(cls) -> "_Index":
+        return cls(None, tarsafe.ExtractLimits())
+
+    # -- building ----------------------------------------------------------------------------------------------
+
+    def add(self, m: tarsafe.Member, offset: int) -> None:
+        """Record one member (in archive order), refusing what extraction refuses, with the same messages."""
+        parts = tarsafe.clean_parts(m.name)
+        if parts is None:
+            return
+        owner = (m.uid, m.gid) if self.chown else self.own
+        mode = m.mode & 0o7777
+        if not self.limits.keep_setid:
+            mode &= ~(stat.S_ISUID | stat.S_ISGID)
+        if m.isreg():
+            if not parts:
+                raise tarsafe.UnsafeArchive(m.name, "a file cannot replace the target directory")
+            node = _Node(stat.S_IFREG, stat.S_IFREG | mode, *owner, size=m.realsize,
+                         offset=offset if m.sparse is None else -1, mtime_ns=m.mtime_ns)
+            self.has_sparse = self.has_sparse or m.sparse is not None
+            self._put(parts, node, m.name)
+        elif m.isdir():
+            if not parts:
+                self.root.mode, (self.root.uid, self.root.gid) = stat.S_IFDIR | mode, owner
+                self.root.mtime_ns = m.mtime_ns
+                return
+            parent = self._dir(parts[:-1], m.name, create=True)
+            old = parent.children.get(parts[-1])  # type: ignore[union-attr]
+            if old is not None and old.kind == stat.S_IFDIR:
+                old.mode, (old.uid, old.gid), old.mtime_ns = stat.S_IFDIR | mode, owner, m.mtime_ns
+            else:
+                parent.children[parts[-1]] = _Node(stat.S_IFDIR, stat.S_IFDIR | mode, *owner,  # type: ignore
+                                                   children={}, mtime_ns=m.mtime_ns)
+        elif m.type == tarsafe.SYM:
+            if not parts:
+                raise tarsafe.UnsafeArchive(m.name, "a symlink cannot replace the target directory")
+            self._put(parts, _Node(stat.S_IFLNK, stat.S_IFLNK | 0o777, *owner, target=m.linkname,
+                                   mtime_ns=m.mtime_ns), m.name)
+        elif m.type == tarsafe.LNK:
+            if not parts:
+                raise tarsafe.UnsafeArchive(m.name, "a hard link cannot replace the target directory")
+            self._put(parts, self._link_source(m), m.name)
+        elif m.type in (tarsafe.CHR, tarsafe.BLK, tarsafe.FIFO):
+            if not parts:
+                raise tarsafe.UnsafeArchive(m.name, "a node cannot replace the target directory")
+            if not self.limits.allow_devices:
+                what = "FIFOs are" if m.type == tarsafe.FIFO else "device nodes are"
+                raise tarsafe.UnsafeArchive(m.name, f"{what} not allowed in this archive")
+            kind = {tarsafe.CHR: stat.S_IFCHR, tarsafe.BLK: stat.S_IFBLK, tarsafe.FIFO: stat.S_IFIFO}[m.type]
+            self._put(parts, _Node(kind, kind | mode, *owner, mtime_ns=m.mtime_ns), m.name)
+        elif m.type in tarsafe._SKIPPED_TYPES:
+            return
+        else:
+            raise tarsafe.UnsafeArchive(m.name, f"unsupported member type {m.type!r}")
+
+    def _dir(self, parts: list[str], member: str, create: bool) -> _Node:
+        node = self.root
+        for i, comp in enumerate(parts):
+            child = node.children.get(comp)  # type: ignore[union-attr]
+            if child is None:
+                if not create:
+                    raise FileNotFoundError(comp)
+                child = _Node(stat.S_IFDIR, stat.S_IFDIR | self.dir_mode, *self.own, children={},
+                              mtime_ns=self.now_ns)
+                node.children[comp] = child  # type: ignore[index]
+            elif child.kind != stat.S_IFDIR:
+                where = "/".join(parts[:i + 1])
+                if child.kind == stat.S_IFLNK:
+                    raise tarsafe.UnsafeArchive(member, f"{where} is a symlink: writing through it is not allowed")
+                raise tarsafe.UnsafeArchive(member, f"{where} is not a directory")
+            node = child
+        return node
+
+    def _put(self, parts: list[str], node: _Node, member: str) -> None:
+        parent = self._dir(parts[:-1], member, create=True)
+        old = parent.children.get(parts[-1])  # type: ignore[union-attr]
+        if old is not None and old.kind == stat.S_IFDIR:
+            raise tarsafe.UnsafeArchive(member, "it would replace a directory")
+        parent.children[parts[-1]] = node  # type: ignore[index]
+
+    def _link_source(self, m: tarsafe.Member) -> _Node:
+        quoted = tarsafe._quote(m.linkname)
+        if not m.linkname:
+            raise tarsafe.UnsafeArchive(m.name, "hard link without a target")
+        try:
+            src = tarsafe.clean_parts(m.linkname)
+        except tarsafe.UnsafeArchive as e:
+            raise tarsafe.UnsafeArchive(m.name, f"hard link to {quoted}: {e.reason}") from None
+        if not src:
+            raise tarsafe.UnsafeArchive(m.name, f"hard link to {quoted} outside the target")
+        try:
+            parent = self._dir(src[:-1], m.name, create=False)
+        except FileNotFoundError:
+            raise tarsafe.UnsafeArchive(m.name, f"hard link to {quoted}, which is not in the archive") from None
+        node = parent.children.get(src[-1])  # type: ignore[union-attr]
+        if node is None:
+            raise tarsafe.UnsafeArchive(m.name, f"hard link to {quoted}, which is not in the archive")
+        if node.kind != stat.S_IFREG:
+            raise tarsafe.UnsafeArchive(m.name, f"hard link to {quoted}, which is not a regular file")
+        return node
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def lookup(self, parts: list[str]) -> _Node | None:
+        """Return the node at parts (no symlink followed), or None."""
+        node = self.root
+        for comp in parts:
+            if node.kind != stat.S_IFDIR:
+                return None
+            node = node.children.get(comp)  # type: ignore[union-attr,assignment]
+            if node is None:
+                return None
+        return node
+
+    def resolve(self, rel: str, cmd: str) -> list[str]:
+        """resolve_in() over the index: follow symlinks inside the context, refuse one leading out of it."""
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        resolved: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if not resolved:
+                    raise ContextError(f"{cmd} failed: forbidden path outside the build context: {rel} ()")
+                resolved.pop()
+                continue
+            node = self.lookup(resolved + [part])
+            if node is not None and node.kind == stat.S_IFLNK:
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise ContextError(f"{cmd} failed: too many levels of symbolic links resolving {rel}")
+                parts = _link_parts(node.target, rel, resolved, cmd) + parts
+                continue
+            resolved.append(part)
+        return resolved
+
+    def walk_names(self) -> list[str]:
+        """Every path in the context, as the os.walk of the extracted tree lists them (for globs)."""
+        names: list[str] = []
+
+        def walk(node: _Node, rel_dir: str) -> None:
+            children = node.children or {}
+            for n in sorted(children):
+                names.append(n if rel_dir == "" else f"{rel_dir}/{n}")
+            for n in sorted(n for n, c in children.items() if c.kind == stat.S_IFDIR):
+                walk(children[n], n if rel_dir == "" else f"{rel_dir}/{n}")
+
+        walk(self.root, "")
         return names
+
+    def read(self, node: _Node) -> bytes:
+        """Return a plain file's content from the spool."""
+        with open(self.spool, "rb") as f:  # type: ignore[arg-type]
+            f.seek(node.offset)
+            return f.read(node.size)
+
+    def hash_data(self, node: _Node, f: BinaryIO) -> str:
+        """Return the sha256 of a plain file's content, read from the open spool f."""
+        h = hashlib.sha256()
+        f.seek(node.offset)
+        left = node.size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                raise SystemFailure("the spooled build context is shorter than its index")
+            h.update(chunk)
+            left -= len(chunk)
+        return h.hexdigest()
+
+    # -- .dockerignore -----------------------------------------------------------------------------------------
+
+    def apply_dockerignore(self, dockerfile_name: str) -> None:
+        """Drop what .dockerignore excludes, as _apply_dockerignore does on disk."""
+        ignore = self.root.children.get(".dockerignore")  # type: ignore[union-attr]
+        if ignore is None or ignore.kind != stat.S_IFREG:
+            return
+        from engine.build.dockerignore import Matcher, read_patterns
+
+        text = self.read(ignore) if ignore.offset >= 0 else None
+        if text is None:
+            raise _NeedsDisk()
+        matcher = Matcher(read_patterns(text.decode("utf-8", "replace")))
+
+        def prune(node: _Node, rel_dir: str) -> None:
+            children = node.children or {}
+            for n in list(children):
+                child = children[n]
+                rel = n if rel_dir == "" else f"{rel_dir}/{n}"
+                if child.kind == stat.S_IFDIR:
+                    prune(child, rel)
+                    if matcher.excluded(rel, True) and not child.children:
+                        del children[n]
+                elif matcher.excluded(rel, False):
+                    del children[n]
+
+        prune(self.root, "")
+
+
+class _NeedsDisk(Exception):
+    """The index cannot answer without the extracted files (a sparse .dockerignore or Dockerfile)."""
+
+
+def _link_parts(target: str, rel: str, resolved: list[str], cmd: str) -> list[str]:
+    """Check a symlink met while resolving rel stays inside the context; return its target's components."""
+    if target.startswith("/"):
+        raise ContextError(f"{cmd} failed: forbidden path outside the build context: {rel} (symlink to {target})")
+    depth = len(resolved)
+    for t in target.split("/"):
+        if t == "..":
+            depth -= 1
+        elif t not in ("", "."):
+            depth += 1
+        if depth < 0:
+            raise ContextError(f"{cmd} failed: forbidden path outside the build context: {rel} "
+                               f"(symlink to {target})")
+    return [p for p in target.split("/") if p not in ("", ".")]
 
 
 def resolve_in(root: Path, rel: str, cmd: str = "COPY") -> Path:
@@ -170,7 +550,9 @@ def _entry_line(rel: str, full: str) -> str:
 
 
 def source_hash(src: Source) -> str:
-    """Hash a source's names, modes, owners and content: "file:<hex>" for a file, "dir:<hex>" for a tree."""
+    """Hash a source's names, modes, owners and content from disk: "file:<hex>" for a file, "dir:<hex>" for a tree."""
+    if src.ctx is not None:
+        src.ctx.materialize()
     h = hashlib.sha256()
     if not src.is_dir:
         # A single file's hash is its content, as in Docker's "file:<sha256>" history comment; the mode and
@@ -192,7 +574,10 @@ def source_hash(src: Source) -> str:
 
 def sources_hash(sources: list[Source]) -> str:
     """Hash several sources: the single source's own hash, or "multi:<hex>" over all of them."""
-    hashes = [source_hash(s) for s in sources]
+    return _combine(sources, [source_hash(s) for s in sources])
+
+
+def _combine(sources: list[Source], hashes: list[str]) -> str:
     if len(hashes) == 1:
         return hashes[0]
     return "multi:" + hashlib.sha256("\n".join(f"{s.name}\0{h}" for s, h in zip(sources, hashes)).encode(
@@ -241,9 +626,29 @@ class _PaddedTar:
         return True
 
 
+class _Tee:
+    """Pass reads through, copying every byte to a file (the spooled context)."""
+
+    def __init__(self, raw: BinaryIO, out: BinaryIO) -> None:
+        self._raw, self._out = raw, out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._out.write(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
 def receive(stream: BinaryIO, work_dir: Path, dockerfile: str | None = None,
             limits: tarsafe.ExtractLimits | None = None) -> BuildContext:
-    """Extract a build context (tar, maybe compressed, or a bare Dockerfile) into a new directory under work_dir."""
+    """Receive a build context (tar, maybe compressed, or a bare Dockerfile) into a new directory under work_dir.
+
+    The tar is spooled to one file and indexed, not extracted: see BuildContext.
+    """
+    limits = limits or tarsafe.ExtractLimits(keep_setid=True)
     base = Path(tempfile.mkdtemp(prefix="context-", dir=work_dir))
     root = base / "context"
     root.mkdir()
@@ -255,15 +660,66 @@ def receive(stream: BinaryIO, work_dir: Path, dockerfile: str | None = None,
         if head and not _looks_like_tar(head):
             # `docker build - < Dockerfile` through an API client that does not wrap it: the body is the file.
             return BuildContext(base, body.read(), name)
+        spool = base / "context.tar"
+        index = _Index(spool, limits)
         if head:
-            tarsafe.extract(_PaddedTar(body), root,  # type: ignore[arg-type]
-                            limits or tarsafe.ExtractLimits(keep_setid=True))
-        data, found = _read_dockerfile(root, dockerfile)
-        _apply_dockerignore(root, found)
-        return BuildContext(base, data, found)
+            with open(spool, "wb") as out:
+                _index_tar(_Tee(_PaddedTar(body), out), index, limits)  # type: ignore[arg-type]
+        else:
+            spool.write_bytes(b"")
+        try:
+            data, found = _read_dockerfile_indexed(index, dockerfile)
+            index.apply_dockerignore(found)
+        except _NeedsDisk:
+            # A sparse Dockerfile or .dockerignore: read them from the extracted files instead.
+            ctx = BuildContext(base, b"", name, None, limits)
+            with open(spool, "rb") as f:
+                tarsafe.extract(f, root, limits)
+            data, found = _read_dockerfile(root, dockerfile)
+            _apply_dockerignore(root, found)
+            ctx.dockerfile, ctx.dockerfile_name = data, found
+            return ctx
+        return BuildContext(base, data, found, index, limits)
     except BaseException:
         tarsafe.remove_tree(base)
         raise
+
+
+def _index_tar(stream: BinaryIO, index: _Index, limits: tarsafe.ExtractLimits) -> None:
+    """Read every member of a context tar into the index, with extraction's limits."""
+    reader = tarsafe.TarReader(stream)
+    members = written = 0
+    for m in reader:
+        members += 1
+        if limits.max_members is not None and members > limits.max_members:
+            raise tarsafe.UnsafeArchive(m.name, f"the archive has more than {limits.max_members} members")
+        if m.isreg() and limits.max_bytes is not None:
+            written += m.realsize
+            if written > limits.max_bytes:
+                raise tarsafe.UnsafeArchive(m.name, f"the archive expands to more than {limits.max_bytes} bytes")
+        index.add(m, reader.offset)
+    # The rest of the stream (end-of-archive blocks, padding) is spooled too: extraction reads the same bytes.
+    while stream.read(1 << 20):
+        pass
+
+
+def _read_dockerfile_indexed(index: _Index, name: str | None) -> tuple[bytes, str]:
+    """_read_dockerfile() over the index."""
+    candidates = [name] if name else [DEFAULT_DOCKERFILE, "dockerfile"]
+    for cand in candidates:
+        if cand.startswith("/") or posixpath.normpath(cand).startswith(".."):
+            raise InvalidParameter(f"the Dockerfile ({cand}) must be within the build context")
+        try:
+            parts = index.resolve(cand, "Dockerfile")
+        except ContextError:
+            raise InvalidParameter(f"the Dockerfile ({cand}) must be within the build context") from None
+        node = index.lookup(parts)
+        if node is None or node.kind != stat.S_IFREG:
+            continue   # missing, a directory, or a path through a file: the next candidate
+        if node.offset < 0:
+            raise _NeedsDisk()
+        return index.read(node), posixpath.normpath(cand)
+    raise InvalidParameter(f"Cannot locate specified Dockerfile: {name or DEFAULT_DOCKERFILE}")
 
 
 def _read_dockerfile(root: Path, name: str | None) -> tuple[bytes, str]:

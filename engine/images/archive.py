@@ -11,7 +11,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from engine.errors import InvalidParameter
 from engine.images import reference
-from engine.images.layers import CHUNK, IterReader, apply_tar, chain_id
+from engine.images.layers import CHUNK, IterReader, apply_tar, chain_id, is_compressed
 from engine.images.reference import Reference
 from engine.images.store import Image, ImageStore, _remove_path, host_architecture
 
@@ -303,7 +303,8 @@ def load(store: ImageStore, body: Iterable[bytes] | BinaryIO) -> list[str]:
     lines: list[str] = []
     try:
         try:
-            apply_tar(stream, spool_root, xattr_prefix="user.dockweb.")  # type: ignore[arg-type]
+            # No digest of the archive itself: every blob in it is verified on its own below.
+            apply_tar(stream, spool_root, xattr_prefix="user.dockweb.", digest=False)  # type: ignore[arg-type]
         except InvalidParameter as e:
             raise InvalidParameter(f"invalid archive: {e.message.removeprefix('invalid layer tar: ')}") from None
         spool = _Spool(spool_root)
@@ -319,8 +320,10 @@ def load(store: ImageStore, body: Iterable[bytes] | BinaryIO) -> list[str]:
                     if want and store.has_layer(chain_id(parent, want), held):
                         layer_chain, diff_id = chain_id(parent, want), want
                     else:
+                        # An uncompressed layer file is the blob as it is: linked into the store, not copied.
+                        blob_file = None if is_compressed(path) else path
                         with open(path, "rb") as f:
-                            layer = store.add_layer(f, parent, held, expect_diff_id=want)
+                            layer = store.add_layer(f, parent, held, expect_diff_id=want, blob_file=blob_file)
                         layer_chain, diff_id = layer.chain_id, layer.diff_id
                     parent = layer_chain
                     diff_ids.append(diff_id)

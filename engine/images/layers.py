@@ -49,17 +49,21 @@ class IterReader:
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._it: Iterator[bytes] = iter(chunks)
         self._buf = b""
+        self._off = 0          # what is consumed of _buf: small reads of a big chunk copy only what they return
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
+        while n < 0 or len(self._buf) - self._off < n:
             chunk = next(self._it, None)
             if chunk is None:
                 break
-            self._buf += chunk
-        if n < 0:
-            out, self._buf = self._buf, b""
+            self._buf = (self._buf[self._off:] + chunk) if self._buf else chunk
+            self._off = 0
+        if n < 0 or self._off + n >= len(self._buf):
+            out = self._buf[self._off:] if self._off else self._buf
+            self._buf, self._off = b"", 0
         else:
-            out, self._buf = self._buf[:n], self._buf[n:]
+            out = self._buf[self._off:self._off + n]
+            self._off += n
         return out
 
     def readable(self) -> bool:
@@ -115,9 +119,9 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
 class HashingReader:
     """Pass reads through, hashing every byte (the diff id) and optionally copying them to a file."""
 
-    def __init__(self, raw: BinaryIO, tee: BinaryIO | None = None) -> None:
+    def __init__(self, raw: BinaryIO, tee: BinaryIO | None = None, digest: bool = True) -> None:
         self._raw, self._tee = raw, tee
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if digest else None
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -130,7 +134,8 @@ class HashingReader:
                 raise InvalidParameter(f"invalid layer data: {e}") from e
             raise
         if data:
-            self._sha.update(data)
+            if self._sha is not None:
+                self._sha.update(data)
             self.count += len(data)
             if self._tee is not None:
                 self._tee.write(data)
@@ -146,7 +151,7 @@ class HashingReader:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + self._sha.hexdigest()
+        return "sha256:" + self._sha.hexdigest() if self._sha is not None else ""
 
 
 @dataclass
@@ -407,9 +412,12 @@ class _Applier:
 
 
 def apply_tar(stream: BinaryIO, target: Path, tee: BinaryIO | None = None,
-              xattr_prefix: str = OVERLAY_XATTR_PREFIX) -> AppliedLayer:
-    """Extract a (possibly compressed) layer tar into target; return its diff id, computed while streaming."""
-    reader = HashingReader(decompressed(stream), tee)
+              xattr_prefix: str = OVERLAY_XATTR_PREFIX, digest: bool = True) -> AppliedLayer:
+    """Extract a (possibly compressed) layer tar into target; return its diff id, computed while streaming.
+
+    digest=False: no diff id (""), for a tar that is not a layer (a docker save archive being unpacked).
+    """
+    reader = HashingReader(decompressed(stream), tee, digest)
     applier = _Applier(target, xattr_prefix)
     try:
         try:
@@ -425,6 +433,13 @@ def apply_tar(stream: BinaryIO, target: Path, tee: BinaryIO | None = None,
     finally:
         applier.close()
     return AppliedLayer(reader.digest, applier.size, reader.count)
+
+
+def is_compressed(path: Path) -> bool:
+    """Tell whether a file starts with a compression magic that decompressed() would undo."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    return head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ\x00"))
 
 
 def hash_stream(stream: BinaryIO, tee: BinaryIO | None = None) -> tuple[str, int]:

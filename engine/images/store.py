@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -17,12 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from engine import tarsafe
 from engine.build.instructions import apply_changes
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidParameter, NoSuchImage, SystemFailure
 from engine.events import EventLog
 from engine.images import reference
-from engine.images.layers import apply_tar, chain_id, chain_ids
+from engine.images.layers import (CHUNK, OVERLAY_XATTR_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+                                  HashingReader, apply_tar, chain_id, chain_ids)
 from engine.images.reference import Reference, short_id
 from engine.state import read_json, rfc3339, write_json
 
@@ -202,9 +205,10 @@ class ImageStore:
             repos.setdefault(ref.familiar_name, {})[ref.familiar()] = iid
         write_json(self._repos_file, {"Repositories": repos})
 
-    def _save_meta(self, iid: str) -> None:
+    def _save_meta(self, iid: str, fsync: bool = True) -> None:
         meta = self._images[iid]
-        write_json(self._imagedb / f"{_hex(iid)}.json", {"parent": meta.parent, "last_tag_time": meta.last_tag_time})
+        write_json(self._imagedb / f"{_hex(iid)}.json", {"parent": meta.parent, "last_tag_time": meta.last_tag_time},
+                   fsync=fsync)
 
     # -- reading -------------------------------------------------------------------------------------------------
 
@@ -339,18 +343,36 @@ class ImageStore:
             return False
 
     def add_layer(self, stream: BinaryIO, parent_chain: str, held: set[str],
-                  expect_diff_id: str | None = None) -> Layer:
-        """Unpack a layer tar (maybe compressed) on top of parent_chain; shared if the same layer exists."""
+                  expect_diff_id: str | None = None, blob_file: Path | None = None) -> Layer:
+        """Unpack a layer tar (maybe compressed) on top of parent_chain; shared if the same layer exists.
+
+        blob_file: stream is this uncompressed file, on the store's filesystem: it becomes the blob by a hard link
+        instead of being copied (docker load's unpacked archive).
+        """
         tmp = Path(tempfile.mkdtemp(prefix="layer-", dir=self._tmp))
         try:
             diff = tmp / "diff"
             diff.mkdir()
             os.chmod(diff, 0o755)
             blob_tmp = tmp / "blob"
-            with open(blob_tmp, "wb") as tee:
-                applied = apply_tar(stream, diff, tee=tee)
-                tee.flush()
-                os.fsync(tee.fileno())
+            if blob_file is not None:
+                applied = apply_tar(stream, diff)
+                os.link(blob_file, blob_tmp)
+                fd = os.open(blob_tmp, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    # Whatever mode and owner the archive gave the file: a blob is a plain root-owned file.
+                    if os.geteuid() == 0:
+                        os.fchown(fd, 0, 0)
+                    os.fchmod(fd, 0o644)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            else:
+                # A large buffer: the tar reader hands over small pieces, each would be one write.
+                with open(blob_tmp, "wb", buffering=CHUNK) as tee:
+                    applied = apply_tar(stream, diff, tee=tee)
+                    tee.flush()
+                    os.fsync(tee.fileno())
             if expect_diff_id and applied.diff_id != expect_diff_id:
                 raise InvalidParameter(f"invalid diffID for layer: expected {expect_diff_id!r}, "
                                        f"got {applied.diff_id!r}")
@@ -366,6 +388,50 @@ class ImageStore:
                     os.rename(blob_tmp, blob)
                 else:
                     blob_tmp.unlink()
+                # The rename is the commit: a layer dir under its chain id is always complete.
+                os.rename(tmp, self._layers_dir / _hex(cid))
+                self._layers[cid] = layer
+                return layer
+        except OSError as e:
+            raise SystemFailure(f"storing layer: {e.strerror or e}") from e
+        finally:
+            _remove_path(tmp)
+
+    def adopt_layer(self, upper: Path, tar_path: Path, parent_chain: str, held: set[str]) -> Layer:
+        """Store an overlay upper dir as a layer by moving it into the store, its layer tar (written from it) kept
+        as the blob: no second copy of every file. Both must be on the store's filesystem; they are consumed.
+
+        The upper dir is first made what unpacking tar_path would have made: entries the tar leaves out (runtime
+        mount points, directories copied up for nothing, sockets) are removed, overlay bookkeeping xattrs other
+        than opaque are dropped, and times are the tar's (whole seconds).
+        """
+        tmp = Path(tempfile.mkdtemp(prefix="layer-", dir=self._tmp))
+        try:
+            with open(tar_path, "rb") as f:
+                reader = HashingReader(f)
+                members, whiteouts, opaque = _layer_members(reader)
+                reader.drain()
+            diff_id, tar_size = reader.digest, reader.count
+            size = _reconcile_upper(upper, members, whiteouts, opaque)
+            cid = chain_id(parent_chain, diff_id)
+            layer = Layer(cid, diff_id, parent_chain or "", size, tar_size)
+            os.rename(upper, tmp / "diff")
+            os.rename(tar_path, tmp / "blob")
+            write_json(tmp / "layer.json", layer.__dict__)
+            fd = os.open(tmp / "blob", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with self._lock:
+                held.add(cid)
+                if cid in self._layers:
+                    return self._layers[cid]
+                blob = self._blobs / _hex(diff_id)
+                if not blob.exists():
+                    os.rename(tmp / "blob", blob)
+                else:
+                    (tmp / "blob").unlink()
                 # The rename is the commit: a layer dir under its chain id is always complete.
                 os.rename(tmp, self._layers_dir / _hex(cid))
                 self._layers[cid] = layer
@@ -409,9 +475,14 @@ class ImageStore:
             old = self._refs.get(key)
             self._refs[key] = image_id
             self._images[image_id].last_tag_time = rfc3339(time.time_ns())
+            if old == image_id:
+                # Tagged again (a cached rebuild): only the tag time changes, and losing that to a crash is
+                # harmless, so no fsync and no rewrite of the repositories file.
+                self._save_meta(image_id, fsync=False)
+                return None
             self._save_refs()
             self._save_meta(image_id)
-            return old if old != image_id else None
+            return old
 
     def publish(self, image_id: str, action: str, name: str | None = None) -> None:
         """Publish an image event as dockerd's LogImageEvent does (labels plus name)."""
@@ -679,6 +750,79 @@ class ImageStore:
         with self._lock:
             doc = read_json(self._blob_sources_file(), {}) or {}
             return [dict(s) for s in doc.get(diff_id, []) if isinstance(s, dict)]
+
+
+def _layer_members(reader: BinaryIO) -> tuple[dict[str, int], set[str], set[str]]:
+    """Read a layer tar's headers: {path: mtime ns} of its entries, whiteout paths, opaque directory paths."""
+    members: dict[str, int] = {}
+    whiteouts: set[str] = set()
+    opaque: set[str] = set()
+    for m in tarsafe.TarReader(reader):
+        rel = "/".join(p for p in m.name.split("/") if p not in ("", "."))
+        parent, _, base = rel.rpartition("/")
+        if base == WHITEOUT_OPAQUE:
+            opaque.add(parent)
+        elif base.startswith(WHITEOUT_PREFIX):
+            whiteouts.add(f"{parent}/{base[len(WHITEOUT_PREFIX):]}".lstrip("/"))
+        else:
+            members[rel] = m.mtime_ns
+    return members, whiteouts, opaque
+
+
+def _reconcile_upper(upper: Path, members: dict[str, int], whiteouts: set[str], opaque: set[str]) -> int:
+    """Make an upper dir hold exactly what its layer tar unpacks to; return the bytes of file content."""
+    size = 0
+    dirs: list[tuple[str, int]] = []
+    seen_inodes: set[tuple[int, int]] = set()
+
+    def clean_xattrs(path: str, is_link: bool, keep_opaque: bool) -> None:
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError:
+            return
+        for name in names:
+            # The tar keeps no xattr of a symlink and none of overlayfs' own but the opaque marker.
+            drop = is_link or (name.startswith(OVERLAY_XATTR_PREFIX) and
+                               not (keep_opaque and name == OVERLAY_XATTR_PREFIX + "opaque"))
+            if drop:
+                os.removexattr(path, name, follow_symlinks=False)
+
+    def walk(full: str, rel: str) -> None:
+        nonlocal size
+        with os.scandir(full) as it:
+            entries = list(it)
+        for e in entries:
+            crel = f"{rel}/{e.name}".lstrip("/")
+            st = os.lstat(e.path)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                if crel not in whiteouts:
+                    os.unlink(e.path)
+                continue
+            if crel not in members:
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(e.path)
+                else:
+                    os.unlink(e.path)
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            clean_xattrs(e.path, stat.S_ISLNK(st.st_mode), crel in opaque)
+            if is_dir:
+                walk(e.path, crel)
+                dirs.append((e.path, members[crel]))
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen_inodes:
+                size += st.st_size
+                if st.st_nlink > 1:
+                    seen_inodes.add((st.st_dev, st.st_ino))
+            os.utime(e.path, ns=(members[crel], members[crel]), follow_symlinks=False)
+
+    walk(str(upper), "")
+    # Directories last, deepest first: removing and touching entries inside changed their times.
+    for path, mtime_ns in reversed(dirs):
+        os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+    clean_xattrs(str(upper), False, False)
+    os.chmod(upper, 0o755)
+    return size
 
 
 def _make_writable_and_retry(func: Callable, path: str, _exc: object) -> None:

@@ -829,6 +829,8 @@ class Supervisor:
         self.close_fd(client.fd)
         if client in client.proc.clients:
             client.proc.clients.remove(client)
+            if client.proc is not self.container:
+                self.forget_exec(client.proc)  # the last reader of a finished exec is gone
         if client.reading and client is self.stdin_once_client and client.proc.stdin is not None:
             self.close_input(client.proc.stdin)  # a vanished stdin_once client is as final as its EOF
 
@@ -876,6 +878,9 @@ class Supervisor:
         op = msg.get("op")
         if op == "ping":
             return {"ok": True, "init_pid": self.container.pid, "running": not self.exiting}
+        if op == "stats":
+            # What the supervisor holds in memory: finished execs are dropped, so this stays bounded.
+            return {"ok": True, "execs": len(self.execs), "pending_resizes": len(self.pending_resize)}
         if op == "resize":
             return self.op_resize(msg)
         if self.exiting:
@@ -899,6 +904,8 @@ class Supervisor:
         if exec_id:
             proc = self.execs.get(exec_id)
             if proc is None:
+                if self.exec_recorded(exec_id):
+                    return {"ok": True}  # finished and forgotten: nothing to resize
                 self.pending_resize[exec_id] = (height, width)  # the exec op may still be on its way
                 return {"ok": True}
         else:
@@ -922,7 +929,7 @@ class Supervisor:
 
     def op_exec(self, msg: dict, fds: list[int]) -> dict:
         exec_id = str(msg.get("id") or "")
-        if not exec_id or exec_id in self.execs or "/" in exec_id:
+        if not exec_id or exec_id in self.execs or "/" in exec_id or self.exec_recorded(exec_id):
             return {"ok": False, "error": f"bad or duplicate exec id {exec_id!r}"}
         process = msg.get("process") or {}
         detach = bool(msg.get("detach")) or not fds
@@ -1039,10 +1046,35 @@ class Supervisor:
         self.write_exec_record(proc)
         for client in list(proc.clients):
             self.close_client_when_flushed(client)
+        self.forget_exec(proc)
+
+    def forget_exec(self, proc: Proc) -> None:
+        """Drop a finished exec nobody is attached to any more: its exit is in execs/<id>.json for the daemon.
+
+        Healthcheck probes run an exec every few seconds for the container's lifetime: keeping each one's
+        record here would grow the supervisor without bound.
+        """
+        if proc is self.container or not proc.finished or proc.clients:
+            return
+        if proc.pidfd >= 0:
+            # Reaped through another child's wakeup: its pidfd has nothing more to tell.
+            self.close_fd(proc.pidfd)
+            proc.pidfd = -1
+        self.execs.pop(proc.exec_id or "", None)
+        if self.exec_pids.get(proc.pid) is proc:  # never a later exec that got the same pid
+            del self.exec_pids[proc.pid]
+
+    def exec_recorded(self, exec_id: str) -> bool:
+        """Tell whether an exec of this id ran here already (its record file exists)."""
+        try:
+            os.stat(f"execs/{exec_id}.json", dir_fd=self.dir_fd)
+            return True
+        except OSError:
+            return False
 
     def expire_execs(self, now: float) -> None:
         """Finish execs whose process is gone but whose pipes a background child still holds."""
-        for proc in self.execs.values():
+        for proc in list(self.execs.values()):  # a finished exec may be forgotten on the way
             if proc.reaped_at and not proc.finished and now >= proc.reaped_at + EXEC_DRAIN_SECONDS:
                 if proc.error_fd >= 0:
                     self.close_fd(proc.error_fd)
@@ -1063,7 +1095,7 @@ class Supervisor:
     def finish(self) -> int:
         """Record the exit once output is drained (or the drain bound passed); return 0."""
         now = time.monotonic()
-        for proc in self.execs.values():
+        for proc in list(self.execs.values()):  # a finished exec may be forgotten on the way
             if not proc.finished:
                 if proc.exit_code is None:
                     proc.exit_code = 137  # killed with the pid namespace, yet not reaped in time
