@@ -877,7 +877,7 @@ class _Build:
         scratch = Path(tempfile.mkdtemp(prefix="step-", dir=self.b.work_dir))
         try:
             if spec.from_:
-                items, from_key = self._from_items(spec, cmd)
+                items, from_key = yield from self._from_items(spec, cmd)
                 hashes.append(from_key)
             else:
                 for src in spec.sources:
@@ -918,18 +918,16 @@ class _Build:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _from_items(self, spec, cmd: str) -> tuple[list[Item], str]:
+    def _from_items(self, spec, cmd: str) -> Iterator[dict | None]:
+        """Resolve COPY --from: a stage built here, else an image pulled as FROM pulls (shown, and with --pull)."""
         dep = self._stage_ref(spec.from_)
         if dep is not None and dep.index in self.stage_images:
             image = self.b.images.get(self.stage_images[dep.index])
         else:
             try:
-                image = self.b.images.get(spec.from_)
+                image = yield from self._image(spec.from_, pull=self.opts.pull)
             except NoSuchImage:
-                if self.b.registry is None:
-                    raise BuildError(f"{cmd} failed: no stage or image found with that name: {spec.from_}") \
-                        from None
-                image = self.b.registry.pull(spec.from_, auth=self._auth_for(spec.from_))
+                raise BuildError(f"{cmd} failed: no stage or image found with that name: {spec.from_}") from None
         items = [Item(src, src, False, from_image=image.id) for src in spec.sources]
         return items, f"from:{image.id}:" + "\0".join(spec.sources)
 

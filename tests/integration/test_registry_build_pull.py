@@ -84,8 +84,6 @@ def test_copy_from_a_registry_image_pulls_it(engine, registry, tmp_path):
 # dockerd's legacy builder gets FROM and COPY --from images through one function (builder/dockerfile/imagecontext.go,
 # newImageSources): both pull with the build's progress output, and both force the pull under --pull.
 
-@pytest.mark.xfail(strict=True, reason="engine/build/builder.py _from_items pulls a COPY --from image without "
-                                       "progress: the build output does not show the pull, dockerd's does")
 def test_copy_from_a_registry_image_shows_the_pull_in_the_build_output(engine, registry, tmp_path):
     source = f"{registry.host}/team/shown:1"
     publish_base(engine, tmp_path, source, "shown")
@@ -95,8 +93,6 @@ def test_copy_from_a_registry_image_shows_the_pull_in_the_build_output(engine, r
     assert f"Status: Downloaded newer image for {source}" in out
 
 
-@pytest.mark.xfail(strict=True, reason="engine/build/builder.py _from_items ignores --pull: a COPY --from image "
-                                       "present locally is used even though the registry's tag moved")
 def test_build_pull_also_refreshes_a_copy_from_image(engine, registry, tmp_path):
     source = f"{registry.host}/team/copymoving:1"
     old_id = publish_base(engine, tmp_path, source, "old")
