@@ -71,8 +71,27 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     backlog_limit = LOGS_BACKLOG
 
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if getattr(self, "released", True) is False:
+                await self._release_after_crash()
+
+    async def _release_after_crash(self) -> None:
+        # A consumer can end without websocket.disconnect: an exception in a handler ends it at once (Daphne raises
+        # when a handler sends on a socket the browser has just closed). Release what it holds all the same, or
+        # the engine stream it shares would stay open for a subscriber that is gone.
+        try:
+            for group in list(self.groups):
+                await self.channel_layer.group_discard(group, self.channel_name)
+            await self.disconnect(None)
+        except Exception:
+            log.exception("releasing a live socket that ended without a disconnect")
+
     async def connect(self) -> None:
         self.closed = False
+        self.released = False
         self.tasks: list[asyncio.Task] = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -159,6 +178,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code) -> None:
         self.closed = True
+        self.released = True
         current = asyncio.current_task()
         for task in getattr(self, "tasks", []):
             if task is not current:
@@ -239,7 +259,10 @@ class LogsConsumer(LiveConsumer):
         if self.seq and message["seq"] > self.seq + 1:
             await self.send_json({"type": "skipped", "message": "the browser fell behind: some lines were skipped"})
         self.seq = message["seq"]
-        text = message["text"]
+        text = streams.batch_text(message)  # the notice carries a ref to the text the hub keeps in this process
+        if text is None:
+            await self.send_json({"type": "skipped", "message": "the browser fell behind: some lines were skipped"})
+            return
         if self.cut is not None:
             if message["first"] > self.cut:
                 self.cut = None

@@ -9,10 +9,11 @@ lines in a shared group.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from contextlib import aclosing
 from typing import Callable
 
@@ -27,6 +28,10 @@ log = logging.getLogger("dockweb.live")
 
 PROCESS = secrets.token_hex(4)
 BATCH_LINES = 1000
+
+
+class Stopped(Exception):
+    """The stream was stopped (its last viewer left) while it was publishing."""
 
 
 class Stream:
@@ -56,15 +61,23 @@ class Stream:
             self.task.cancel()
 
     async def publish(self, message: dict) -> None:
+        if self.done:
+            raise Stopped
         self.seq += 1
         message["seq"] = self.seq
         await get_channel_layer().group_send(self.group, message)
+        if self.done:
+            # channels_redis over redis-py can swallow task.cancel() inside group_send: the task carries on
+            # ("cancelling") with its engine connection open. Stop here instead of trusting the cancel.
+            raise Stopped
 
     async def _main(self) -> None:
         try:
             await self.run()
         except asyncio.CancelledError:
             raise
+        except Stopped:
+            pass
         except EngineError as e:
             await self._say_error(e.message)
         except Exception as e:  # the reader must tell its viewers, never die silently
@@ -103,9 +116,41 @@ class LogStream(Stream):
         await self.publish({"type": "logs.end"})
 
     async def publish_lines(self, lines: list[tuple[str, str, str]]) -> None:
-        text = encode_lines(lines)
-        await self.publish({"type": "logs.batch", "text": text, "first": engine.parse_time(lines[0][0]),
+        ref = keep_text(encode_lines(lines))
+        await self.publish({"type": "logs.batch", "ref": ref, "first": engine.parse_time(lines[0][0]),
                             "last": engine.parse_time(lines[-1][0]), "count": len(lines)})
+
+
+# The text of each batch waits here for this process's viewers, and the channel layer carries only a notice with
+# its ref: through Redis, each viewer's copy of a 130 KB batch would be written to Redis and read back (about
+# 4 us of CPU per line in the web process and Redis, times the number of viewers). The hub's groups never leave
+# this process (their names carry PROCESS), so every viewer can reach the text. Bounded in bytes and in age: a
+# viewer that falls further behind than that is told it skipped lines.
+TEXTS_MAX_BYTES = 8 * 1024 * 1024
+TEXTS_MAX_AGE = 10.0
+_texts: OrderedDict[int, tuple[str, float]] = OrderedDict()
+_texts_bytes = 0
+_refs = itertools.count(1)
+
+
+def keep_text(text: str) -> int:
+    """Keep a batch's text for the viewers of this process; return the ref its notice carries."""
+    global _texts_bytes
+    ref = next(_refs)
+    now = time.monotonic()
+    _texts[ref] = (text, now)
+    _texts_bytes += len(text)
+    while _texts and (_texts_bytes > TEXTS_MAX_BYTES or next(iter(_texts.values()))[1] < now - TEXTS_MAX_AGE):
+        _texts_bytes -= len(_texts.popitem(last=False)[1][0])
+    return ref
+
+
+def batch_text(message: dict) -> str | None:
+    """Return the text of a "logs.batch" notice (None if it is gone: the viewer fell too far behind)."""
+    if "text" in message:
+        return message["text"]
+    kept = _texts.get(message.get("ref"))
+    return kept[0] if kept else None
 
 
 def encode_lines(lines: list[tuple[str, str, str]]) -> str:

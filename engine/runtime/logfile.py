@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import calendar
+import ctypes
 import json
 import os
+import select
 import time
+from json.decoder import scanstring as _scanstring
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
+
+from engine.errors import SystemFailure
 
 STREAMS = ("stdout", "stderr")
 # Docker's json-file splits lines longer than 16K into several entries (the last one carries the "\n").
@@ -194,68 +199,353 @@ def log_files(path: Path) -> list[Path]:
     return files
 
 
-def _in_range(time_ns: int, since_ns: int | None, until_ns: int | None) -> bool:
-    return (since_ns is None or time_ns >= since_ns) and (until_ns is None or time_ns <= until_ns)
+# ---------------------------------------------------------------------------------------------------- reading
+
+# An entry as the readers hand it out in batches: the stream, the bytes, and the time exactly as stored (RFC3339,
+# nine fraction digits, Z): byte order is time order, so since/until compare without parsing, and a timestamps
+# prefix is the stored time as is.
+RawEntry = tuple[str, bytes, bytes]
+
+# Read (and send) at most this much at a time: a follower looks for rotations between blocks, and a slow client
+# holds it in a send for a block at a time, during which the writer must not get max_files files ahead.
+READ_BLOCK = 256 * 1024
+_HEAD = b'{"log":"'
+_MID = b'","stream":"'
+_TIME_KEY = b'","time":"'
+_STREAM_NAMES = {b"stdout": "stdout", b"stderr": "stderr"}
+# From _MID to the end of a line this module wrote: _MID, 6 stream letters, _TIME_KEY, 30 time characters, "}.
+_TAIL_LEN = len(_MID) + 6 + len(_TIME_KEY) + 30 + 2
 
 
-def _forward_lines(path: Path) -> Iterator[bytes]:
+def time_key(ns: int) -> bytes:
+    """Return a time in its stored form (RawEntry's third field), for since/until comparisons."""
+    return format_time(ns).encode("ascii")
+
+
+def _slow_entry(line: bytes) -> RawEntry | None:
+    entry = decode_entry(line)
+    return None if entry is None else (entry[0], entry[1], time_key(entry[2]))
+
+
+def scan_lines(lines: list[bytes]) -> list[RawEntry]:
+    """Decode json-file lines (without their newline) into RawEntry, skipping empty and torn ones.
+
+    This is the hot loop of a log follow: lines in the shape encode_entry writes are taken apart with slices and
+    byte searches that run in C (a JSON parser per line would cap a follow near 20,000 lines a second); other
+    shapes, and escapes other than a final newline, go through the JSON parser.
+    """
+    out: list[RawEntry] = []
+    append = out.append
+    names = _STREAM_NAMES
+    for line in lines:
+        i = line.rfind(_MID)
+        if i > 7 and len(line) - i == _TAIL_LEN and line[i + 18:i + 28] == _TIME_KEY and line.startswith(_HEAD):
+            stream = names.get(line[i + 12:i + 18])
+            data = line[8:i]
+            if stream is not None and line[-2:] == b'"}':
+                if b"\\" in data:
+                    if data[-2:] == b"\\n" and data.find(b"\\", 0, len(data) - 2) < 0:
+                        data = data[:-2] + b"\n"
+                    else:
+                        try:  # the JSON string scanner alone (C), not json.loads: tabs and quotes are common
+                            data = _scanstring(data.decode("ascii") + '"', 0)[0].encode("utf-8", "surrogateescape")
+                        except ValueError:  # raw UTF-8 (Docker's own files), or not JSON at all
+                            entry = _slow_entry(line)
+                            if entry is not None:
+                                append(entry)
+                            continue
+                append((stream, data, line[i + 28:i + 58]))
+                continue
+        if line:
+            entry = _slow_entry(line)
+            if entry is not None:
+                append(entry)
+    return out
+
+
+def _line_time(line: bytes) -> bytes | None:
+    """Return the stored time of one json-file line, or None for a torn line."""
+    i = line.rfind(_MID)
+    if i > 7 and len(line) - i == _TAIL_LEN and line[i + 18:i + 28] == _TIME_KEY:
+        return line[i + 28:i + 58]
+    entry = _slow_entry(line)
+    return None if entry is None else entry[2]
+
+
+class _Moved(Exception):
+    """A log file was renamed between looking at it and opening it."""
+
+
+def _listing(path: str) -> list[str] | None:
+    """Name the log's files oldest first, or None while a rotation is half done (a number missing, no live file)."""
+    directory, base = os.path.split(path)
     try:
-        f = open(path, "rb")
+        names = os.listdir(directory or ".")
     except FileNotFoundError:
-        return  # rotated away between listing and opening
-    with f:
-        yield from f
+        return []
+    numbers, live = [], False
+    for name in names:
+        if name == base:
+            live = True
+        elif name.startswith(base + ".") and name[len(base) + 1:].isdigit():
+            numbers.append(int(name[len(base) + 1:]))
+    numbers.sort()
+    if numbers and (not live or numbers[-1] != len(numbers) or numbers[0] != 1):
+        return None
+    return [f"{path}.{n}" for n in reversed(numbers)] + ([path] if live else [])
 
 
-def _reverse_lines(path: Path, block: int = 65536) -> Iterator[bytes]:
-    """Yield the lines of a file last first, reading it from the end in blocks."""
+def _inodes(names: list[str]) -> list[int] | None:
     try:
-        f = open(path, "rb")
+        return [os.stat(name).st_ino for name in names]
     except FileNotFoundError:
-        return
-    with f:
-        pos = f.seek(0, os.SEEK_END)
-        tail = b""
-        while pos > 0:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            chunk = f.read(step) + tail
-            lines = chunk.split(b"\n")
-            tail = lines[0]
-            for line in reversed(lines[1:]):
-                if line:
-                    yield line
-        if tail:
-            yield tail
+        return None
+
+
+def _open_newer(path: str, after: int | None) -> list[tuple[BinaryIO, int]]:
+    """Open the log's files newer than the one with inode `after` (all of them if None or gone), oldest first.
+
+    The writer renames every file on each rotation, maybe while we look: open by name, then accept only if a
+    second look finds the same names on the same inodes (otherwise look again). An open file survives later
+    renames and even deletion, so a reader that holds the files newer than its own misses none of them, however
+    fast the writer rotates afterwards.
+    """
+    deadline = time.monotonic() + 10.0
+    pause = 0.0002
+    while True:
+        names = _listing(path)
+        inodes = _inodes(names) if names is not None else None
+        if names is not None and inodes is not None:
+            start = inodes.index(after) + 1 if after in inodes else 0
+            opened: list[tuple[BinaryIO, int]] = []
+            try:
+                for name, inode in zip(names[start:], inodes[start:]):
+                    f = open(name, "rb", buffering=0)
+                    opened.append((f, os.fstat(f.fileno()).st_ino))
+                    if opened[-1][1] != inode:
+                        raise _Moved(name)
+                if _listing(path) == names and _inodes(names) == inodes:
+                    return opened
+            except (FileNotFoundError, _Moved):
+                pass
+            for f, _ in opened:
+                f.close()
+        if time.monotonic() > deadline:
+            raise SystemFailure(f"reading the log {path}: its files kept rotating for 10 seconds")
+        time.sleep(pause)  # a rotation is under way: let the writer finish it
+        pause = min(pause * 2, 0.02)
+
+
+def _reverse_lines(fd: int, end: int, block: int = READ_BLOCK) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, line) of the complete lines before end, last first; the piece after the last newline is not
+    a complete line (it is being written, or torn) and is skipped."""
+    pos = end
+    pending = b""      # the bytes after the block being read, up to the next newline (or to end)
+    complete = False   # whether pending is followed by a newline (not at first: that is the unfinished piece)
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        parts = (os.pread(fd, step, pos) + pending).split(b"\n")
+        off = pos + sum(map(len, parts)) + len(parts) - 1   # just past the last part
+        last = len(parts) - 1
+        for k in range(last, -1, -1):
+            line = parts[k]
+            off -= len(line)
+            if k == 0 and pos > 0:
+                break  # it may begin in the block before: read that first
+            if line and (k < last or complete):
+                yield off, line
+            off -= 1
+        if last:
+            complete = True
+        pending = parts[0]
+
+
+def _start(files: list[tuple[BinaryIO, int]], tail: int | None, since: bytes | None,
+           until: bytes | None) -> tuple[int, int]:
+    """Find where reading starts, as (index in files, offset): `tail` entries back (counting only those within
+    since and until), never before since. Reads back from the end, so a tail of a long log costs its tail only."""
+    if not files or (tail is None and since is None):
+        return 0, 0
+    newest = len(files) - 1
+    if tail == 0:
+        fd = files[newest][0].fileno()
+        for off, line in _reverse_lines(fd, os.fstat(fd).st_size):
+            return newest, off + len(line) + 1
+        return newest, 0
+    count = 0
+    for index in range(newest, -1, -1):
+        fd = files[index][0].fileno()
+        for off, line in _reverse_lines(fd, os.fstat(fd).st_size):
+            t = _line_time(line)
+            if t is None:
+                continue
+            if since is not None and t < since:
+                # Times only grow along a log (the writer stamps reads in order): all before this are older too.
+                return index, off + len(line) + 1
+            if until is not None and t > until:
+                continue
+            if tail is not None:
+                count += 1
+                if count >= tail:
+                    return index, off
+    return 0, 0
+
+
+class _Wakeup:
+    """Sleep until something in the log's directory changes (inotify), or a timeout passes.
+
+    A written line wakes a follower at once instead of at its next poll; where inotify is unavailable (too many
+    instances), this is a plain sleep.
+    """
+
+    _IN_MODIFY, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x80, 0x100
+    _libc = None
+
+    def __init__(self, directory: str) -> None:
+        self.fd = -1
+        try:
+            if _Wakeup._libc is None:
+                _Wakeup._libc = ctypes.CDLL(None, use_errno=True)
+            libc = _Wakeup._libc
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return
+            mask = self._IN_MODIFY | self._IN_MOVED_TO | self._IN_CREATE
+            if libc.inotify_add_watch(fd, os.fsencode(directory or "."), mask) < 0:
+                os.close(fd)
+                return
+            self.fd = fd
+        except (OSError, AttributeError):
+            self.fd = -1
+
+    @property
+    def active(self) -> bool:
+        return self.fd >= 0
+
+    def wait(self, timeout: float) -> None:
+        if self.fd < 0:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if ready:
+            try:
+                while os.read(self.fd, 65536):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def entry_batches(path: Path | str, *, since_ns: int | None = None, until_ns: int | None = None,
+                  tail: int | None = None, follow: bool = False, is_running: Callable[[], bool] = lambda: False,
+                  poll: float = 0.05, idle_tick: float | None = None) -> Iterator[list[RawEntry]]:
+    """Yield a log's entries in batches, oldest first, across its rotated files: the last `tail` (None: all)
+    within since/until; with follow, then new ones as they are written until is_running() is false and all is
+    read. With idle_tick, yield [] after that many seconds without output (a streaming caller gets a chance to
+    notice that its client has gone).
+
+    A follower holds open every file newer than the one it reads as soon as it sees a rotation, so a writer that
+    rotates several times while the follower is busy never makes it skip a file (only a file created and deleted
+    between two of its looks, max_files rotations, could be missed).
+    """
+    path = os.fspath(path)
+    since = None if since_ns is None else time_key(since_ns)
+    until = None if until_ns is None else time_key(until_ns)
+    files = _open_newer(path, None)
+    wakeup = _Wakeup(os.path.dirname(path)) if follow else None
+    try:
+        index, offset = _start(files, tail, since, until)
+        for f, _ in files[:index]:
+            f.close()
+        files = files[index:]
+        if files:
+            files[0][0].seek(offset)
+
+        def pin_newer() -> bool:
+            """Open the files the writer started since we last looked; True if there are any."""
+            try:
+                inode = os.stat(path).st_ino
+            except FileNotFoundError:
+                return False
+            if files and files[-1][1] == inode:
+                return False
+            newer = _open_newer(path, files[-1][1] if files else None)
+            files.extend(newer)
+            return bool(newer)
+
+        pending = b""
+        running = follow and is_running()  # sampled before reading so the last writes before exit are not missed
+        idle_since = time.monotonic()
+        while True:
+            more = len(files) > 1  # the file we read was rotated away: at its end, it is complete
+            data = files[0][0].read(READ_BLOCK) if files else b""
+            if data:
+                if pending:
+                    data = pending + data
+                cut = data.rfind(b"\n") + 1
+                pending = data[cut:]
+                if cut:
+                    batch = scan_lines(data[:cut - 1].split(b"\n"))
+                    if since is not None:
+                        batch = [e for e in batch if e[2] >= since]
+                    if until is not None:
+                        kept = [e for e in batch if e[2] <= until]
+                        if len(kept) < len(batch):
+                            if kept:
+                                yield kept
+                            return
+                    if batch:
+                        yield batch
+                        idle_since = time.monotonic()
+                if follow:
+                    pin_newer()  # a stat per block: notice rotations while busy, before old files are deleted
+                continue
+            if more:
+                files.pop(0)[0].close()
+                pending = b""  # a rotated file ends with whole lines: anything left is a torn write
+                continue
+            if not follow:
+                return
+            if pin_newer():
+                continue  # read the end of our file again (written before the rename), then the new ones
+            if not running or (until_ns is not None and time.time_ns() > until_ns):
+                return
+            timeout = max(poll, 0.25) if wakeup.active else poll
+            if idle_tick is not None:
+                left = idle_tick - (time.monotonic() - idle_since)
+                if left <= 0:
+                    idle_since = time.monotonic()
+                    yield []
+                    continue
+                timeout = min(timeout, left)
+            wakeup.wait(timeout)
+            running = is_running()
+    finally:
+        for f, _ in files:
+            f.close()
+        if wakeup is not None:
+            wakeup.close()
+
+
+def _entries(batches: Iterator[list[RawEntry]]) -> Iterator[Entry]:
+    for batch in batches:
+        if not batch:
+            yield (None, b"", 0)  # type: ignore[misc]  (an idle tick)
+        for stream, data, t in batch:
+            yield stream, data, parse_time(t.decode("ascii"))
 
 
 def read_entries(path: Path, since_ns: int | None = None, until_ns: int | None = None,
                  tail: int | None = None) -> Iterator[Entry]:
     """Iterate a log's entries across rotated files, oldest first; tail keeps only the last N (None: all)."""
-    files = log_files(path)
-    if tail is not None and tail >= 0:
-        picked: list[Entry] = []
-        for f in reversed(files):
-            if len(picked) >= tail:
-                break
-            for line in _reverse_lines(f):
-                if len(picked) >= tail:
-                    break
-                entry = decode_entry(line)
-                if entry and _in_range(entry[2], since_ns, until_ns):
-                    picked.append(entry)
-        yield from reversed(picked)
-        return
-    for f in files:
-        for line in _forward_lines(f):
-            entry = decode_entry(line)
-            if entry is None:
-                continue
-            if until_ns is not None and entry[2] > until_ns:
-                return
-            if since_ns is None or entry[2] >= since_ns:
-                yield entry
+    if tail is not None and tail < 0:
+        tail = None
+    yield from _entries(entry_batches(path, since_ns=since_ns, until_ns=until_ns, tail=tail))
 
 
 def follow_entries(path: Path, is_running: Callable[[], bool], since_ns: int | None = None,
@@ -263,89 +553,9 @@ def follow_entries(path: Path, is_running: Callable[[], bool], since_ns: int | N
                    idle_tick: float | None = None) -> Iterator[Entry]:
     """Yield the history, then new entries as they are written, until is_running() is false and all is read.
 
-    With idle_tick, yield (None, b"", 0) after that many seconds without output, so a streaming caller gets
-    a chance to notice that its client has gone.
+    With idle_tick, yield (None, b"", 0) after that many seconds without output.
     """
-    path = Path(path)
-    f = None
-    inode = None
-    pending = b""
-    try:
-        # Open the live file before listing the rotated ones: if it rotates in between, skipping the rotated
-        # file with our inode avoids reading it twice.
-        try:
-            f = open(path, "rb")
-            inode = os.fstat(f.fileno()).st_ino
-        except FileNotFoundError:
-            pass
-        history: list[Entry] = []
-        for p in log_files(path)[:-1] if f else log_files(path):
-            try:
-                if os.stat(p).st_ino == inode:
-                    continue
-            except FileNotFoundError:
-                continue
-            for line in _forward_lines(p):
-                entry = decode_entry(line)
-                if entry and _in_range(entry[2], since_ns, until_ns):
-                    history.append(entry)
-        if f is not None:
-            data = f.read()
-            cut = data.rfind(b"\n") + 1
-            pending = data[cut:]
-            for line in data[:cut].splitlines():
-                entry = decode_entry(line)
-                if entry and _in_range(entry[2], since_ns, until_ns):
-                    history.append(entry)
-        if tail is not None and tail >= 0:
-            history = history[-tail:] if tail else []
-        yield from history
-        history = []
-        if until_ns is not None and time.time_ns() > until_ns:
-            return
-
-        idle_since = time.monotonic()
-        while True:
-            running = is_running()  # sample before reading so the last writes before exit are not missed
-            new = b""
-            if f is not None:
-                new = f.read()
-            if not new:
-                # Nothing more in our file: did the writer move on to a new one (rotation)?
-                try:
-                    current = os.stat(path).st_ino
-                except FileNotFoundError:
-                    current = None
-                if current is not None and current != inode:
-                    if f is not None:
-                        new = f.read()  # whatever was written before the rename
-                        f.close()
-                    try:
-                        f = open(path, "rb")
-                        inode = os.fstat(f.fileno()).st_ino
-                    except FileNotFoundError:
-                        f, inode = None, None
-                    if not new:
-                        continue
-                elif not running or (until_ns is not None and time.time_ns() > until_ns):
-                    return
-                else:
-                    if idle_tick is not None and time.monotonic() - idle_since >= idle_tick:
-                        idle_since = time.monotonic()
-                        yield (None, b"", 0)  # type: ignore[misc]
-                    time.sleep(poll)
-                    continue
-            idle_since = time.monotonic()
-            data = pending + new
-            cut = data.rfind(b"\n") + 1
-            pending = data[cut:]
-            for line in data[:cut].splitlines():
-                entry = decode_entry(line)
-                if entry is None or (since_ns is not None and entry[2] < since_ns):
-                    continue
-                if until_ns is not None and entry[2] > until_ns:
-                    return
-                yield entry
-    finally:
-        if f is not None:
-            f.close()
+    if tail is not None and tail < 0:
+        tail = None
+    yield from _entries(entry_batches(path, since_ns=since_ns, until_ns=until_ns, tail=tail, follow=True,
+                                      is_running=is_running, poll=poll, idle_tick=idle_tick))

@@ -226,11 +226,12 @@ def test_stats_samples_arrive_about_every_second(world):
         assert samples[-1]["mem"] > 0 and samples[-1]["pids"] >= 1
         assert samples[-1]["cpu"] > 10.0, samples  # a busy loop
         assert HUB.opened[("stats", host.engine_url, c.engine_id)] == 1  # shared by both sockets
-        for _ in range(3):
+        # CPU use is a difference between two samples: the overview's first sample of a container can say 0.
+        for _ in range(6):
             total = json.loads(await overview.receive_from(5))
-            if total["containers"]:
+            if total["containers"] and total["cpu"] > 0:
                 break
-        assert total["containers"][c.engine_id]["name"] == "busy" and total["cpu"] > 0
+        assert total["containers"][c.engine_id]["name"] == "busy" and total["cpu"] > 0, total
         await comm.disconnect()
         await overview.disconnect()
 
