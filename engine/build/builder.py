@@ -286,6 +286,28 @@ class Builder:
         """Forget the build cache (POST /build/prune)."""
         return self.cache.prune()
 
+    def df(self) -> list[dict]:
+        """List the build cache for GET /system/df: one record per cached step, sized by the layer it added.
+
+        The legacy builder's cache is made of intermediate images, so the space is also counted under Images
+        (as with dockerd); InUse says a tagged image or a container still needs the step's image.
+        """
+        records = []
+        for key, iid in self.cache.entries():
+            try:
+                image = self.images.get(iid)
+            except NotFound:
+                continue  # removed since: a miss, dropped at the next lookup
+            last = (image.config.get("history") or [{}])[-1]
+            layers = self.images.layers(image)
+            size = layers[-1].size if layers and not last.get("empty_layer") else 0
+            in_use = bool(image.repo_tags) or bool(self.images.children(iid))
+            records.append({"ID": key.removeprefix("sha256:")[:25], "Parents": [image.parent] if image.parent else [],
+                            "Type": "regular", "Description": last.get("created_by", ""), "InUse": in_use,
+                            "Shared": bool(image.repo_tags), "Size": size, "CreatedAt": image.created,
+                            "LastUsedAt": None, "UsageCount": 0})
+        return records
+
 
 def _encode(doc: dict) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()

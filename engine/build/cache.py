@@ -59,6 +59,11 @@ class BuildCache:
             if gone:
                 self._save()
 
+    def entries(self) -> list[tuple[str, str]]:
+        """Return (step key, image id) for every entry."""
+        with self._lock:
+            return sorted(self._entries.items())
+
     def prune(self) -> dict:
         """Forget every entry (POST /build/prune); the images themselves stay until image prune."""
         with self._lock:

@@ -73,3 +73,18 @@ def test_builder_prune_forgets_the_cache(engine, tmp_path):
     assert pruned.returncode == 0, pruned.stderr
     again = build(engine, ctx)
     assert again.returncode == 0 and "Using cache" not in again.stdout
+
+
+def test_system_df_lists_the_build_cache_and_builder_prune_empties_it(engine, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN head -c 30000 /dev/zero > /z\nENV B=2\n"})
+    out = build(engine, ctx, "-t", "dfcache")
+    assert out.returncode == 0, out.stdout + out.stderr
+    cache = engine.client().df()["BuildCache"]
+    by_step = {c["Description"]: c for c in cache}
+    run = next(c for d, c in by_step.items() if "head -c 30000" in d)
+    assert run["Size"] >= 30000 and run["Type"] == "regular"
+    env = next(c for d, c in by_step.items() if "ENV B=2" in d)
+    assert env["Size"] == 0 and env["InUse"]                 # the tagged image is this step's image
+    pruned = engine.docker("builder", "prune", "-f")
+    assert pruned.returncode == 0, pruned.stderr
+    assert engine.client().df()["BuildCache"] == []
