@@ -770,7 +770,9 @@ class ContainerManager:
         with self._lock:
             self._containers.pop(c.id, None)
             self._locks.pop(c.id, None)
-            self._pending_attaches.pop(c.id, None)
+            waiting = self._pending_attaches.pop(c.id, [])
+        for a in waiting:
+            _close_fd(a.fd)  # clients attached to a container that will never start: end their streams
         if trash is not None:
             # The container is gone once renamed away; deleting its files need not hold up the caller.
             threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
@@ -820,10 +822,18 @@ class ContainerManager:
 
     # ---------------------------------------------------------------- attach / resize
 
-    def attach(self, ref: str, attach: Attach) -> None:
-        """Hand an attached client socket to the running supervisor, or keep it for the next start."""
+    def attach(self, ref: str, attach: Attach | Callable[[], Attach]) -> None:
+        """Hand an attached client socket to the running supervisor, or keep it for the next start.
+
+        attach may be a function that makes the Attach by answering the client (the API handler's hijack):
+        it is called under the container's lock, the lock start() takes. `docker run` sends start as soon as
+        it reads the 101, on another connection: answering first and registering after let that start run
+        in between, launch the container without this client, and end its stream empty (exit 0, no output).
+        """
         c = self.get(ref)
         with self._lock_for(c):
+            if callable(attach):
+                attach = attach()
             if c.is_running:
                 import base64
                 msg = {"op": "attach", "stdin": attach.stdin, "stdout": attach.stdout, "stderr": attach.stderr,

@@ -151,10 +151,15 @@ def attach(engine, req, ref):
     c = engine.containers.get(ref)
     if not req.flag("stream") and req.flag("logs"):
         return _logs_response(c, stdout=req.flag("stdout"), stderr=req.flag("stderr"))
-    sock, pending = req.hijack(RAW if c.tty else MUX)
-    fd = sock.detach()
-    engine.containers.attach(c.id, Attach(fd=fd, stdin=req.flag("stdin"), stdout=req.flag("stdout"),
-                                          stderr=req.flag("stderr"), framed=not c.tty, pending=pending))
+
+    def answer() -> Attach:
+        # Called by the manager under the container's lock: the client may send start the moment it reads
+        # the 101, and that start must find this attach registered.
+        sock, pending = req.hijack(RAW if c.tty else MUX)
+        return Attach(fd=sock.detach(), stdin=req.flag("stdin"), stdout=req.flag("stdout"),
+                      stderr=req.flag("stderr"), framed=not c.tty, pending=pending)
+
+    engine.containers.attach(c.id, answer)
     return HIJACKED
 
 
