@@ -152,8 +152,12 @@ def compile_bpf(seccomp: dict, cache_dir: Path | None = None) -> bytes:
     bpf = _export(build_filter(seccomp))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(bpf)
+        # A unique temp name per writer: the daemon's threads share one pid, and two first-time creates of the
+        # same profile compile at once.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(bpf)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: a concurrent reader sees the whole program or none
     return bpf
 
