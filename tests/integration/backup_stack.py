@@ -66,14 +66,24 @@ def start_beat(env: dict, tmp: Path, max_interval: int = 5) -> Proc:
                          "--pidfile", str(tmp / "beat.pid"), "--max-interval", str(max_interval)], env, tmp)
 
 
-def point_celery_at(redis_url: str) -> None:
-    """Make this process's Celery app publish to the test's Redis (services queue jobs on commit)."""
+@contextmanager
+def celery_pointed_at(redis_url: str) -> Iterator[None]:
+    """Make this process's Celery app publish to the test's Redis (services queue jobs on commit), then put the
+    app back as it was: later tests in this process read the configured broker."""
     from dockweb.celery import app
 
-    app.conf.broker_url = redis_url
-    app.conf.broker_write_url = redis_url
-    app._pool = None
-    app.amqp._producer_pool = None
+    saved = (app.conf.broker_url, app.conf.broker_write_url)
+
+    def point(url: str | None, write_url: str | None) -> None:
+        app.conf.broker_url, app.conf.broker_write_url = url, write_url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    point(redis_url, redis_url)
+    try:
+        yield
+    finally:
+        point(*saved)
 
 
 @contextmanager

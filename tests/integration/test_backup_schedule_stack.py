@@ -48,8 +48,7 @@ def stack(engine):
     except docker.errors.NotFound:
         pytest.skip("this engine does not serve /volumes")
     tmp = Path(tempfile.mkdtemp(prefix="dockweb-test-backups-"))
-    with redis_server() as redis_url:
-        bs.point_celery_at(redis_url)
+    with redis_server() as redis_url, bs.celery_pointed_at(redis_url):
         host = Host.objects.create(name="bk", engine_url=engine.base_url)
         User = get_user_model()
         red, blue = Team.objects.create(name="Red", slug="red"), Team.objects.create(name="Blue", slug="blue")
