@@ -7,32 +7,11 @@ import os
 
 import pytest
 
-from engine.config import EngineConfig
 from engine.errors import NotFound
 from engine.images.store import host_architecture
-from engine.registry import Registry, VerificationFailed
-from tests.unit.engine.registry_fake import (MT_OCI_INDEX, FakeRegistry, digest_of, image_manifest, layer_tar,
-                                             publish)
-from tests.unit.engine.test_image_harness import leftovers, make_store
-
-
-@pytest.fixture
-def fake():
-    reg = FakeRegistry().serve()
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return make_store(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path, store):
-    return Registry(EngineConfig(root=tmp_path / "root"), store)
+from engine.registry import VerificationFailed
+from tests.unit.engine.registry_fake import MT_OCI_INDEX, digest_of, image_manifest, layer_tar, publish
+from tests.unit.engine.test_image_harness import leftovers
 
 
 def pull(registry, ref, **kw):

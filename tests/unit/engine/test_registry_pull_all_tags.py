@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import EngineConfig
 from engine.errors import InvalidParameter, NotFound
-from engine.registry import Registry
 from engine.registry.client import RegistryClient
 from engine.registry.config import RegistryHosts
-from tests.unit.engine.registry_fake import FakeRegistry, digest_of, layer_tar, publish
-from tests.unit.engine.test_image_harness import leftovers, make_store
-
-
-@pytest.fixture
-def fake():
-    reg = FakeRegistry().serve()
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return make_store(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path, store):
-    return Registry(EngineConfig(root=tmp_path / "root"), store)
+from tests.unit.engine.registry_fake import digest_of, layer_tar, publish
+from tests.unit.engine.test_image_harness import leftovers
 
 
 def pull_all(registry, name):

@@ -10,30 +10,10 @@ import tracemalloc
 
 import pytest
 
-from engine.config import EngineConfig
-from engine.registry import Registry, VerificationFailed
+from engine.registry import VerificationFailed
 from engine.registry.pull import MAX_CONCURRENT_DOWNLOADS
-from tests.unit.engine.registry_fake import FakeRegistry, layer_tar, publish
-from tests.unit.engine.test_image_harness import leftovers, make_store
-
-
-@pytest.fixture
-def fake():
-    reg = FakeRegistry().serve()
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return make_store(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path, store):
-    return Registry(EngineConfig(root=tmp_path / "root"), store)
+from tests.unit.engine.registry_fake import layer_tar, publish
+from tests.unit.engine.test_image_harness import leftovers
 
 
 def layer_digests(fake, repo="team/app", tag="1"):

@@ -12,27 +12,8 @@ import pytest
 from engine.config import EngineConfig
 from engine.errors import NotFound
 from engine.registry import Registry
-from tests.unit.engine.registry_fake import MT_DOCKER_MANIFEST, FakeRegistry, digest_of
+from tests.unit.engine.registry_fake import MT_DOCKER_MANIFEST, digest_of
 from tests.unit.engine.test_image_harness import leftovers, make_store, simple_rootfs
-
-
-@pytest.fixture
-def fake():
-    reg = FakeRegistry().serve()
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return make_store(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path, store):
-    return Registry(EngineConfig(root=tmp_path / "root"), store)
 
 
 def push(registry, ref):

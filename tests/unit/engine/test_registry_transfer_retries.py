@@ -7,32 +7,12 @@ import io
 import json
 import os
 
-import pytest
 
 from engine.config import EngineConfig
 from engine.images.layers import chain_id
 from engine.registry import Registry
-from tests.unit.engine.registry_fake import FakeRegistry, digest_of, layer_tar, publish
+from tests.unit.engine.registry_fake import digest_of, layer_tar, publish
 from tests.unit.engine.test_image_harness import leftovers, make_store
-
-
-@pytest.fixture
-def fake():
-    reg = FakeRegistry().serve()
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return make_store(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path, store):
-    return Registry(EngineConfig(root=tmp_path / "root"), store)
 
 
 def three_layer_image(store, name: str, tag: str) -> tuple[str, list[bytes]]:
