@@ -43,3 +43,15 @@ def test_stale_restore_staging_directories_are_removed_when_the_store_opens(tmp_
     BackupStore(store.config, store.events, volumes)
     assert not stale.exists()
     assert not (store.dir / ".tmp-abc.tar.zst").exists()
+
+
+def test_old_data_swapped_out_by_a_restore_is_removed_when_the_store_opens(tmp_path):
+    """A daemon killed while it deleted the data a restore replaced leaves ._data.old-*: the next start removes it."""
+    store, volumes = make_store(tmp_path)
+    v = volumes.create("vol")
+    old = v.mountpoint.parent / "._data.old-0123456789ab"
+    (old / "deep").mkdir(parents=True)
+    (old / "deep" / "f").write_text("old")
+    from engine.volumes.backup import BackupStore
+    BackupStore(store.config, store.events, volumes)
+    assert not old.exists() and v.mountpoint.is_dir()
