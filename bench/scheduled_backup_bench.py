@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "scheduled (job only)": [], "scheduled (engine's own time)": []}
     try:
         engine.start()
-        with redis_server() as redis_url:
-            bs.point_celery_at(redis_url)
+        with redis_server() as redis_url, bs.celery_pointed_at(redis_url):
             host = Host.objects.create(name="bench", engine_url=engine.base_url)
             admin = get_user_model().objects.create_superuser("bench-admin")
             Team.objects.create(name="Bench", slug="bench")
