@@ -19,6 +19,23 @@ class Drift:
     removed: int = 0
 
 
+def list_visible(model: type[Model], user, *, host=None, search: str = "", team: str = ""):
+    """The rows of model user may view, by name: on one host, whose name contains search, of a team ("none":
+    unassigned)."""
+    from dockweb.accounts.permissions import visible
+
+    qs = visible(model, user).select_related("host", "team")
+    if host is not None:
+        qs = qs.filter(host=host)
+    if search:
+        qs = qs.filter(name__icontains=search)
+    if team == "none":
+        qs = qs.filter(team__isnull=True)
+    elif team:
+        qs = qs.filter(team__slug=team)
+    return qs.order_by("name", "pk")
+
+
 def upsert(model: type[Model], host, key: dict, fields: dict, teams: TeamCache):
     """Create or update the row of model keyed by host + key with fields; the team follows the label."""
     row = model.objects.filter(host=host, **key).first()

@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dockweb.accounts.models import TEAM_LABEL
-from dockweb.accounts.permissions import get_for_user, team_for_user, visible
+from dockweb.accounts.permissions import get_for_user, team_for_user
 from dockweb.containers.models import Container
-from dockweb.core.sync import Drift, reconcile_rows, upsert
+from dockweb.core.sync import Drift, list_visible, reconcile_rows, upsert
 from dockweb.core import client
 from dockweb.core.audit import record
 from dockweb.core.errors import EngineError, EngineNotFound
@@ -26,16 +26,7 @@ DRIVERS = ("bridge",)
 
 
 def list_networks(user, *, host: Host | None = None, search: str = "", team: str = "") -> QuerySet:
-    qs = visible(Network, user).select_related("host", "team")
-    if host is not None:
-        qs = qs.filter(host=host)
-    if search:
-        qs = qs.filter(name__icontains=search)
-    if team == "none":
-        qs = qs.filter(team__isnull=True)
-    elif team:
-        qs = qs.filter(team__slug=team)
-    return qs.order_by("name", "pk")
+    return list_visible(Network, user, host=host, search=search, team=team)
 
 
 def get_network(user, ref: str, action: str = "view", host: Host | None = None) -> Network:
