@@ -110,10 +110,12 @@ def test_a_one_minute_policy_produces_a_backup_through_beat(stack, engine, worke
     rec = BackupRecord.objects.get(policy=policy)
     job = rec.job
     assert job.params["scheduled"] is True and job.user is None and job.state == "succeeded"
-    assert rec.verified_ok and rec.files >= 6 and rec.size > 200_000 and rec.duration > 0
+    assert rec.verified_ok and rec.files >= 6 and rec.size > 200_000
     engine_doc = engine.client().api._result(engine.client().api._get(
         engine.client().api._url("/dockweb/backups/{0}", rec.engine_id)), json=True)
     assert engine_doc["Volume"] == "minutely-data" and engine_doc["Checksums"]["Archive"] == rec.checksum
+    # The record's duration is the whole run's, so it covers the engine's own backup time (values are the bench's).
+    assert rec.duration >= engine_doc["Duration"]
     assert engine_doc["Verified"]["Ok"] and root.exists()
 
 
