@@ -8,9 +8,10 @@ import hashlib
 import os
 import queue
 import threading
-import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
+
+import xxhash
 
 from engine.errors import InvalidParameter
 
@@ -35,9 +36,14 @@ if _sync_file_range is not None:
 
 @dataclass
 class Written:
-    """What reached the archive file: its size and checksums."""
+    """What reached the archive file: its size and checksums.
+
+    xxh3 (64-bit XXH3) is what the read-back check and a restore compare: it hashes at memory speed, where
+    zlib's CRC-32 (~1.8 GB/s here) and sha256 (~0.9 GB/s) each cost a tenth of a 1 GiB backup's or restore's
+    time. sha256 is the archive's published checksum.
+    """
     size: int
-    crc32: int
+    xxh3: int
     sha256: str
 
 
@@ -112,7 +118,7 @@ class ArchiveFile:
     """A writable that compresses into an open file; close() returns the size and checksums of what reached it.
 
     The caller frames the tar; one thread of ours compresses (zstd on worker threads of its own, which need no
-    GIL), writes to the file, hashes what it wrote (CRC-32 and sha256) and starts its writeback. One thread,
+    GIL), writes to the file, hashes what it wrote (XXH3 and sha256) and starts its writeback. One thread,
     not a thread per step: every hand-over between Python threads costs a GIL switch, and on a busy machine a
     preempted GIL holder stalls them all. write() takes ownership of the data: the caller must not change a
     bytearray it handed over.
@@ -123,7 +129,7 @@ class ArchiveFile:
             raise InvalidParameter(f"invalid compression {compression!r}: use one of zstd, gzip, none")
         f.flush()
         self._fd = f.fileno()
-        self._crc = 0
+        self._xxh = xxhash.xxh3_64()
         self._sha = hashlib.sha256()
         self._size = 0
         self._synced = 0
@@ -143,7 +149,7 @@ class ArchiveFile:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]
-        self._crc = zlib.crc32(data, self._crc)
+        self._xxh.update(data)
         self._sha.update(data)
         self._size += len(data)
         if _sync_file_range is not None and self._size - self._synced >= WRITEBACK_EVERY:
@@ -159,7 +165,7 @@ class ArchiveFile:
     def close(self) -> Written:
         """Finish the compressed stream and wait for it to reach the file (not yet fsync'd)."""
         self._stage.finish()
-        return Written(self._size, self._crc, self._sha.hexdigest())
+        return Written(self._size, self._xxh.intdigest(), self._sha.hexdigest())
 
     def abort(self) -> None:
         """Stop the thread after a failure (the caller removes the file)."""
@@ -167,8 +173,8 @@ class ArchiveFile:
 
 
 def read_back(path: os.PathLike | str) -> tuple[int, int]:
-    """Read a file back and return its CRC-32 and size (the check that what is on file is what was written)."""
-    crc = 0
+    """Read a file back and return its XXH3 and size (the check that what is on file is what was written)."""
+    xxh = xxhash.xxh3_64()
     size = 0
     buf = bytearray(4 * CHUNK)
     view = memoryview(buf)
@@ -176,8 +182,8 @@ def read_back(path: os.PathLike | str) -> tuple[int, int]:
         while True:
             n = f.readinto(buf)
             if not n:
-                return crc, size
-            crc = zlib.crc32(view[:n], crc)
+                return xxh.intdigest(), size
+            xxh.update(view[:n])
             size += n
 
 

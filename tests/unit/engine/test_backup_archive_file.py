@@ -8,9 +8,9 @@ import io
 import os
 import threading
 import time
-import zlib
 
 import pytest
+import xxhash
 import zstandard
 
 from engine.volumes import archive_file
@@ -44,9 +44,9 @@ def test_the_file_holds_the_compressed_stream_and_its_checksums(tmp_path, compre
         written = sink.close()
     data = path.read_bytes()
     assert DECOMPRESS[compression](data) == expected
-    assert (written.size, written.crc32, written.sha256) == (len(data), zlib.crc32(data),
-                                                             hashlib.sha256(data).hexdigest())
-    assert read_back(path) == (written.crc32, written.size)
+    assert (written.size, written.xxh3, written.sha256) == (len(data), xxhash.xxh3_64_intdigest(data),
+                                                            hashlib.sha256(data).hexdigest())
+    assert read_back(path) == (written.xxh3, written.size)
     assert check_archive_file(path, written) == (True, f"read back {len(data)} bytes, checksums match")
     assert archive_threads() == []
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import xxhash
 
 from engine.volumes.backup import verify_archive
 from tests.unit.engine.backup_helpers import fill_tree, make_store
@@ -66,3 +69,37 @@ def test_restore_refuses_an_archive_changed_since_the_backup(tmp_path):
         store.restore(b.id)
     assert "the archive checksum does not match the one recorded at backup" in str(exc.value)
     assert (v.mountpoint / "a.txt").read_bytes() == b"current"
+
+
+def test_a_backup_records_its_archive_xxh3_which_restore_checks(tmp_path):
+    store, volumes = make_store(tmp_path)
+    v = volumes.create("vol")
+    (v.mountpoint / "a.txt").write_bytes(b"A" * 5000)
+    b = store.create("vol", compression="zstd", consistency="none")
+    assert b.xxh3 == xxhash.xxh3_64_hexdigest(store.archive_path(b).read_bytes())
+    # An archive replaced by another valid one (its own frame checksums intact) is caught by the record's XXH3.
+    (v.mountpoint / "a.txt").write_bytes(b"other")
+    other = store.create("vol", compression="zstd", consistency="none")
+    store.archive_path(b).write_bytes(store.archive_path(other).read_bytes())
+    with pytest.raises(Exception) as exc:
+        store.restore(b.id, "copy")
+    assert "the archive checksum does not match the one recorded at backup" in str(exc.value)
+    assert not volumes.exists("copy")
+
+
+def test_a_record_from_before_xxh3_is_restored_against_its_sha256(tmp_path):
+    store, volumes = make_store(tmp_path)
+    v = volumes.create("vol")
+    (v.mountpoint / "a.txt").write_bytes(b"A" * 5000)
+    b = store.create("vol", compression="zstd", consistency="none")
+    doc_path = store.dir / f"{b.id}.json"
+    doc = json.loads(doc_path.read_text())
+    del doc["xxh3"]                     # as written by a dockweb before this field
+    doc_path.write_text(json.dumps(doc))
+    assert store.get(b.id).xxh3 == ""
+    assert store.restore(b.id, "copy")["Files"] == b.files
+    doc["sha256"] = "0" * 64
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(Exception) as exc:
+        store.restore(b.id, "copy2")
+    assert "the archive checksum does not match the one recorded at backup" in str(exc.value)
