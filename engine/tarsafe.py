@@ -85,16 +85,18 @@ def _number(field_: bytes) -> int:
         if field_[0] == 0xFF:            # negative base-256
             value -= 1 << (8 * (len(field_) - 1))
         return value
-    text = field_.split(b"\0", 1)[0].strip(b" ")
-    if not text:
-        return 0
+    text = field_.split(b"\0", 1)[0]
     try:
-        return int(text, 8)
+        return int(text, 8)              # int() itself ignores surrounding spaces
     except ValueError:
-        raise TarFormatError(f"invalid tar header: bad number {text[:20]!r}") from None
+        if not text.strip(b" "):
+            return 0
+        raise TarFormatError(f"invalid tar header: bad number {text.strip(b' ')[:20]!r}") from None
 
 
 def _text(field_: bytes) -> str:
+    if not field_ or not field_[0]:
+        return ""                        # most link, owner and prefix fields are empty
     return field_.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
@@ -154,6 +156,15 @@ class TarReader:
         have = len(self._buf) - self._off
         if have >= n:
             return True
+        if not have:
+            # The usual case (the buffer ran out at a member boundary): take the chunk as it is, no copy.
+            chunk = self._stream.read(max(CHUNK, n))
+            self._buf, self._off = chunk, 0
+            if len(chunk) >= n:
+                return True
+            have = len(chunk)
+            if not chunk:
+                return False
         parts = [self._buf[self._off:]]
         while have < n:
             chunk = self._stream.read(max(CHUNK, n - have))
@@ -241,7 +252,7 @@ class TarReader:
         """Return the next member (skipping the rest of the current one), or None at the end of the archive."""
         self._finish_member()
         self.current = None
-        pax: list[tuple[str, bytes]] = list(self._global)
+        pax: list[tuple[str, bytes]] = list(self._global) if self._global else []
         longname: str | None = None
         longlink: str | None = None
         while True:
@@ -250,7 +261,7 @@ class TarReader:
                     return None   # EOF without the zero blocks: GNU tar accepts it with a warning
                 raise TarFormatError("the archive ends in the middle of a header")
             header = self._take(BLOCK)
-            if header.count(0) == BLOCK:
+            if not header[0] and header.count(0) == BLOCK:
                 return None
             self._check_sum(header)
             typ = header[156:157]
@@ -285,7 +296,7 @@ class TarReader:
         except TarFormatError:
             raise TarFormatError(f"invalid tar header at offset {where}: not a tar archive, or a corrupt one") \
                 from None
-        unsigned = sum(header[:148]) + sum(header[156:]) + 8 * 32
+        unsigned = sum(header) - sum(header[148:156]) + 8 * 32
         if stored == unsigned:
             return
         signed = unsigned - 2 * sum(b for b in header if b > 127)
@@ -302,8 +313,9 @@ class TarReader:
                 name = prefix + "/" + name
         m = Member(name=name, type=typ, mode=_number(h[100:108]) & 0o7777, uid=_number(h[108:116]),
                    gid=_number(h[116:124]), size=size, realsize=size, mtime_ns=_number(h[136:148]) * 1_000_000_000,
-                   linkname=_text(h[157:257]), uname=_text(h[265:297]), gname=_text(h[297:329]),
-                   devmajor=_number(h[329:337]), devminor=_number(h[337:345]))
+                   linkname=_text(h[157:257]), uname=_text(h[265:297]), gname=_text(h[297:329]))
+        if typ in (CHR, BLK):
+            m.devmajor, m.devminor = _number(h[329:337]), _number(h[337:345])
         if longname is not None:
             m.name = longname
         if longlink is not None:
