@@ -820,14 +820,15 @@ class ArchiveStream:
 
     A thread reads, hashes and decompresses the file a few blocks ahead (python-zstandard, hashlib and zlib
     release the GIL), so that work overlaps with the extraction in the caller's thread. digest: "sha256" (the
-    archive's published checksum) or "xxh3" (the same check at memory speed, where sha256 would cost the
-    reading thread more than decompressing).
+    archive's published checksum), "xxh3" (the same check at memory speed, where sha256 would cost the
+    reading thread more than decompressing) or None.
     """
 
-    def __init__(self, path: Path, compression: str, digest: str = "sha256") -> None:
+    def __init__(self, path: Path, compression: str, digest: str | None = "sha256") -> None:
         self.file = open(path, "rb", buffering=0)
+        hasher = {"sha256": hashlib.sha256, "xxh3": xxhash.xxh3_64}[digest]() if digest else None
         try:
-            self.hashing = _HashingReader(self.file, xxhash.xxh3_64() if digest == "xxh3" else hashlib.sha256())
+            self.hashing = _HashingReader(self.file, hasher)
             self.reader = ReadAhead(decompressor(self.hashing, compression).read)
         except BaseException:
             self.file.close()
@@ -845,7 +846,7 @@ class ArchiveStream:
             pass
         while self.hashing.read(CHUNK):
             pass          # bytes after the last frame count for the checksum too
-        return self.hashing.hasher.hexdigest()
+        return self.hashing.hasher.hexdigest() if self.hashing.hasher is not None else ""
 
     def close(self) -> None:
         self.reader.close()
@@ -884,7 +885,7 @@ def restore_archive(archive: Path, compression: str, data_dir: Path, *, limits: 
         return name in (MANIFEST_NAME, MANIFEST_DIR) and not strip_components
 
     expected = expected_xxh3 or expected_sha256
-    stream = ArchiveStream(archive, compression, "xxh3" if expected_xxh3 else "sha256")
+    stream = ArchiveStream(archive, compression, "xxh3" if expected_xxh3 else "sha256" if expected_sha256 else None)
     try:
         staging, result = tarsafe.extract_to_staging(stream, data_dir, limits, strip_components=strip_components,
                                                      progress=reader_progress, intercept=intercept)
