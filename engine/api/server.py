@@ -401,6 +401,14 @@ class Request:
         """Whether hijack() took over this request's connection."""
         return self._conn.hijacked
 
+    def client_gone(self) -> bool:
+        """Whether the client has closed its side of the connection (a non-blocking peek: EOF or an error).
+
+        For a handler's worker thread while the response streams: a write notices a closed peer only on the next
+        write, this notices it now. Only once the request body is read (a client sending nothing more is not gone).
+        """
+        return _client_gone(self._conn.sock)
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
 

@@ -1135,7 +1135,7 @@ class BackupStore:
                     b.source_containers = list(quiesced.users)
                     stats = self._write(tmp, compression, lambda out: write_archive(
                         src, out, None, volume=v.name, labels=b.labels, progress=progress, tmp_dir=self.dir))
-                self._publish(b, tmp, stats, started, verify)
+                self._publish(b, tmp, stats, started, verify, progress)
             finally:
                 tmp.unlink(missing_ok=True)
         finally:
@@ -1151,12 +1151,13 @@ class BackupStore:
             raise SystemFailure(f"writing backup archive {tmp.name}: {e.strerror or e}") from e
 
     def _publish(self, b: Backup, tmp: Path, written: tuple[ArchiveStats, Written], started: float,
-                 verify: str = "checksum") -> None:
+                 verify: str = "checksum", progress: Progress | None = None) -> None:
         """Check the written archive, then rename it into place and write its record (fsync'd).
 
         "checksum" reads the file back and compares its XXH3 and size with what was written (its sha256 was
         taken as it was written); "full" also decompresses it and checks every member against the manifest, as
-        POST .../verify does.
+        POST .../verify does. A last progress report comes just before the rename: a caller that went away
+        meanwhile (the report raises Cancelled) gets nothing published.
         """
         stats, w = written
         b.files, b.bytes, b.tar_size, b.manifest_sha256 = stats.files, stats.bytes, stats.tar_size, \
@@ -1170,6 +1171,8 @@ class BackupStore:
         b.size, b.sha256, b.xxh3 = w.size, w.sha256, f"{w.xxh3:016x}"
         b.duration = time.monotonic() - started
         b.verified = {"Ok": True, "Level": verify, "Message": message, "At": st.rfc3339(time.time_ns())}
+        if progress is not None:
+            progress(b.bytes, b.bytes, b.files)
         os.replace(tmp, self.dir / b.filename)
         self._save(b)          # the record last: a backup is listed only once both files exist
         _fsync_dir(self.dir)
@@ -1262,7 +1265,7 @@ class BackupStore:
             stats = self._write(tmp, compression, lambda out: reencode(stream, out, None, volume=v.name,
                                                           labels=b.labels, strip_components=strip_components,
                                                           progress=progress, total=total, tmp_dir=self.dir))
-            self._publish(b, tmp, stats, started, verify)
+            self._publish(b, tmp, stats, started, verify, progress)
         finally:
             tmp.unlink(missing_ok=True)
         self.events.publish("backup", "upload", b.id, {"volume": b.volume})

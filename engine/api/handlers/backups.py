@@ -41,17 +41,22 @@ def _bool(value: Any, name: str) -> bool:
     raise InvalidParameter(f"{name} must be true or false")
 
 
-def _streamed(work: Callable[[Callable[[int, int, int], None]], dict], status: str) -> StreamResponse:
+def _streamed(work: Callable[[Callable[[int, int, int], None]], dict], status: str,
+              req: Request | None = None) -> StreamResponse:
     """Run work(progress) in a thread and stream its progress, then its result, as JSON lines.
 
-    If the client goes away the stream is closed: the next progress call raises Cancelled, so the operation
-    stops and leaves nothing half-done (archives and restores are atomic).
+    If the client goes away the operation is cancelled: the next progress call raises Cancelled, so it stops
+    and leaves nothing half-done (archives and restores are atomic). The stream notices a closed client when a
+    write fails; given req (its body read), each progress call also looks at the connection itself, so the
+    last one, made just before an archive is published or a restore swapped in, sees a client that left a
+    moment ago instead of committing on its behalf.
     """
     messages: queue.Queue = queue.Queue(maxsize=256)
     cancelled = threading.Event()
 
     def progress(current: int, total: int, files: int) -> None:
-        if cancelled.is_set():
+        if cancelled.is_set() or (req is not None and req.client_gone()):
+            cancelled.set()
             raise Cancelled("cancelled: the client went away")
         try:
             messages.put_nowait(("progress", {"status": status, "progressDetail": {"current": current,
@@ -112,7 +117,7 @@ def create_backup(engine: Any, req: Request, name: str) -> StreamResponse:
         b = store.create(name, compression, consistency, progress=progress, verify=verify)
         return {"status": "Backup complete", "Backup": b.to_api()}
 
-    return _streamed(work, f"Backing up volume {name}")
+    return _streamed(work, f"Backing up volume {name}", req)
 
 
 def list_volume_backups(engine: Any, req: Request, name: str) -> Response:
@@ -140,7 +145,7 @@ def verify_backup(engine: Any, req: Request, bid: str) -> StreamResponse:
         ok = checked.verified.get("Ok")
         return {"status": "Verified" if ok else "Verification failed", "Backup": checked.to_api()}
 
-    return _streamed(work, f"Verifying backup {b.id[:12]}")
+    return _streamed(work, f"Verifying backup {b.id[:12]}", req)
 
 
 def delete_backup(engine: Any, req: Request, bid: str) -> Response:
@@ -163,7 +168,7 @@ def restore_backup(engine: Any, req: Request, bid: str) -> StreamResponse:
         out = store.restore(b.id, target, keep_setid=keep_setid, allow_devices=allow_devices, progress=progress)
         return {"status": "Restore complete", "Restore": out}
 
-    return _streamed(work, f"Restoring backup {b.id[:12]} into volume {target}")
+    return _streamed(work, f"Restoring backup {b.id[:12]} into volume {target}", req)
 
 
 def download_archive(engine: Any, req: Request, bid: str) -> StreamResponse:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.config import EngineConfig
 from engine.events import EventLog
-from engine.volumes.backup import BackupStore
+from engine.volumes.backup import BackupStore, Cancelled
 from engine.volumes.store import VolumeStore
 from tests.unit.engine.backup_helpers import FakeContainer, FakeContainers
 from tests.unit.engine.tar_builders import member, tar_bytes
@@ -163,3 +166,34 @@ def test_an_unsafe_upload_reports_the_refusal_in_the_stream(api):
     last = stream_lines(out)[-1]
     assert last["error"] == 'refusing "/etc/passwd": absolute path'
     assert last["errorDetail"] == {"message": 'refusing "/etc/passwd": absolute path'}
+
+
+def test_the_next_progress_call_after_the_client_left_cancels_the_operation(api, monkeypatch):
+    """A write to the stream notices a closed client late (the server waits for the next message to send);
+    the operation looks at the connection itself, so the report it makes just before committing sees it."""
+    server, engine = api
+    client_closed = threading.Event()
+    seen = {}
+
+    def create(name, compression="zstd", consistency="pause", progress=None, verify="checksum"):
+        client_closed.wait(10)
+        try:
+            progress(1, 2, 1)
+        except Cancelled:
+            seen["cancelled"] = True
+            raise
+        seen["cancelled"] = False
+        return engine.backups.get("none")
+
+    monkeypatch.setattr(engine.backups, "create", create)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(server.socket_path))
+    sock.sendall(b"POST /dockweb/volumes/data/backups HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 2\r\n\r\n{}")
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    sock.close()
+    client_closed.set()
+    deadline = time.monotonic() + 10
+    while "cancelled" not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == {"cancelled": True}

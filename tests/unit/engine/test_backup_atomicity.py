@@ -94,3 +94,56 @@ def test_a_failed_restore_into_a_new_volume_removes_that_volume(tmp_path, monkey
     with pytest.raises(Exception):
         store.restore(b.id, "fresh")
     assert not volumes.exists("fresh")
+
+
+def counting_progress(fail_at: int = 0):
+    """A progress callback that counts its calls and raises Cancelled (a client gone) at call fail_at."""
+    calls = []
+
+    def progress(current, total, files):
+        calls.append((current, total, files))
+        if len(calls) == fail_at:
+            raise Cancelled("cancelled: the client went away")
+
+    return progress, calls
+
+
+def test_a_caller_gone_by_the_last_report_gets_no_backup_published(tmp_path):
+    """The last progress report comes after the fsync and the read-back, just before the rename: a client that
+    left meanwhile cancels the backup there instead of having it published on its behalf."""
+    store, volumes = make_store(tmp_path)
+    fill_tree(volumes.create("vol").mountpoint)
+    temp_sizes = []
+    progress, calls = counting_progress()
+
+    def watching(current, total, files):
+        temp_sizes.append(sum(p.stat().st_size for p in store.dir.glob(".tmp-*")))
+        progress(current, total, files)
+
+    done = store.create("vol", consistency="none", progress=watching)
+    assert calls[-1] == (done.bytes, done.bytes, done.files)
+    assert temp_sizes[-1] == done.size          # the last report sees the whole archive, not yet renamed
+    store.remove(done.id)
+
+    progress, _ = counting_progress(fail_at=len(calls))
+    with pytest.raises(Cancelled):
+        store.create("vol", consistency="none", progress=progress)
+    assert store.list() == []
+    assert list(store.dir.iterdir()) == []
+
+
+def test_a_caller_gone_by_the_end_of_extraction_gets_no_restore_swapped_in(tmp_path):
+    store, volumes = make_store(tmp_path)
+    v = volumes.create("vol")
+    fill_tree(v.mountpoint)
+    b = store.create("vol", consistency="none")
+    progress, calls = counting_progress()
+    store.restore(b.id, "copy", progress=progress)
+    (v.mountpoint / "new file").write_bytes(b"made after the backup")
+    before = deep_snapshot(v.mountpoint)
+
+    progress, _ = counting_progress(fail_at=len(calls))      # the last report, once every member is on disk
+    with pytest.raises(Cancelled):
+        store.restore(b.id, progress=progress)
+    assert deep_snapshot(v.mountpoint) == before
+    assert not list(v.mountpoint.parent.glob("._data.staging-*"))
