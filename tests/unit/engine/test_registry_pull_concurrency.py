@@ -136,7 +136,7 @@ def test_closing_the_stream_mid_pull_stops_the_transfers_and_stores_nothing(fake
 
 
 def test_pull_memory_stays_flat_whatever_the_layer_sizes(fake, registry):
-    size = 8 << 20
+    size = 32 << 20
     publish(fake, "team/app", "1", [(layer_tar(os.urandom(size)), "none") for _ in range(3)])
     tracemalloc.start()
     try:
@@ -144,8 +144,10 @@ def test_pull_memory_stays_flat_whatever_the_layer_sizes(fake, registry):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # Three 8 MiB layers in flight: blobs go through spool files in 1 MiB chunks, never whole into memory.
-    assert peak < size, f"peak {peak / (1 << 20):.1f} MiB"
+    # Three 32 MiB layers in flight: blobs go through spool files in 1 MiB chunks, never whole into memory. The
+    # peak is the chunks the three downloads and the extraction hold at once: 5-9 MiB here, whatever the layer
+    # sizes (the bound was once the layers' own 8 MiB, which the peak's jitter crossed one run in five).
+    assert peak < size / 2, f"peak {peak / (1 << 20):.1f} MiB"
 
 
 def test_a_blob_used_by_two_layers_is_downloaded_once(fake, registry, store):
