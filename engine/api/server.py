@@ -527,6 +527,11 @@ class Server:
         self._handoff: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
         self._idle = 0          # threads blocked on _handoff, each owed at most one connection
         self._wake_r, self._wake_w = os.pipe()
+        # Held by shutdown() between setting _stopped and waking the accept loop, and by _close_listener(): the
+        # loop, seeing _stopped, must not close the wake pipe before shutdown() wrote to it (EBADF, or a write to
+        # whatever file reused the descriptor).
+        self._wake_lock = threading.Lock()
+        self._listener_closed = False
         self._thread: threading.Thread | None = None
         self._looping = False
         self._listener = self._bind()
@@ -569,12 +574,13 @@ class Server:
 
     def shutdown(self) -> None:
         """Stop accepting, remove the socket file and close idle connections (hijacked ones are left alone)."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        if self._looping:
-            os.write(self._wake_w, b"x")
-        else:
+        with self._wake_lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+            if self._looping and not self._listener_closed:
+                os.write(self._wake_w, b"x")
+        if not self._looping:
             self._close_listener()      # never served: nothing else will close it
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
@@ -595,9 +601,13 @@ class Server:
                 pass
 
     def _close_listener(self) -> None:
-        self._listener.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            if self._listener_closed:
+                return
+            self._listener_closed = True
+            self._listener.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _accept_loop(self) -> None:
         sel = selectors.DefaultSelector()

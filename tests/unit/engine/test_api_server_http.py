@@ -359,3 +359,32 @@ def test_shutdown_before_serving_releases_the_socket(tmp_path):
     srv.shutdown()
     assert not srv.socket_path.exists()
     assert srv._listener.fileno() == -1
+
+
+def test_shutdown_as_a_connection_arrives_wakes_the_loop_before_it_closes_the_wake_pipe(tmp_path):
+    """The accept loop can wake for a connection just after shutdown() marks the server stopped, and leave: it
+    must not close the wake pipe before shutdown() wrote to it (EBADF, or a write into whatever file reused the
+    descriptor number)."""
+    srv = Server(FakeEngine(tmp_path / "root"), tmp_path / "engine.sock", 0o660, ROUTES).start()
+    stopped = srv._stopped
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    class ConnectOnSet(threading.Event):
+        def set(self) -> None:
+            stopped.set()
+            client.connect(str(srv.socket_path))   # wakes the loop, which now sees the server stopped
+            deadline = time.monotonic() + 0.5
+            while srv._listener.fileno() != -1 and time.monotonic() < deadline:
+                time.sleep(0.01)                     # without the lock, the loop closes everything here
+
+        def is_set(self) -> bool:
+            return stopped.is_set()
+
+        def wait(self, timeout=None) -> bool:
+            return stopped.wait(timeout)
+
+    srv._stopped = ConnectOnSet()
+    srv.shutdown()                                   # raised OSError(EBADF) before
+    srv._thread.join(5)
+    assert srv._listener.fileno() == -1 and not srv._thread.is_alive()
+    client.close()
